@@ -1,0 +1,222 @@
+"""The settings schema: every setting, its default, its allowed values and what it means.
+
+The original program's trading settings keep their names, defaults and meaning (they live at the
+top level of ``settings.json`` exactly as in the original ``gui_settings.json``); settings that
+are new in this version live in sections (``demo``, ``paper``, ``exchanges``, ...).
+
+Validation is strict on purpose: a JSON ``true`` is not a level, ``"3"`` is not a number and a
+``0`` stays ``0`` (the original silently turned a 0 into the previous value). Every model is
+frozen so a loaded configuration cannot change under the code that reads it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
+
+from pt_types import Mode
+
+COIN_PATTERN = re.compile(r"^[A-Z0-9]{1,15}$")
+CHART_TIMEFRAMES: tuple[str, ...] = (
+    "1m", "5m", "15m", "30m", "1h", "2h", "4h", "8h", "12h", "1d", "1w",
+)  # fmt: skip
+Venue = Literal["kucoin", "binance", "coinbase"]
+EXCHANGE_NAMES: tuple[Venue, ...] = ("kucoin", "binance", "coinbase")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEFAULT_COINS = ("BTC", "ETH", "XRP", "BNB", "DOGE")
+DEFAULT_DCA_LEVELS = (-2.5, -5.0, -10.0, -20.0, -30.0, -40.0, -50.0)
+
+
+def _split_commas(value: object) -> object:
+    """Let lists be typed as text (``"BTC, ETH"``), as in the original settings dialog."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in re.split(r"[,\s]+", value) if part.strip())
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _numbers_from_text(value: object) -> object:
+    parts = _split_commas(value)
+    if isinstance(parts, tuple) and all(isinstance(p, str) for p in parts):
+        try:
+            return tuple(float(p) for p in parts)
+        except ValueError:
+            return value  # left for the schema to reject with its own message
+    return parts
+
+
+_STRICT = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+class _Section(BaseModel):
+    model_config = _STRICT
+
+
+class DemoSettings(_Section):
+    """Demo mode: bundled real history replayed on a simulated clock, paper broker."""
+
+    speed: float = Field(
+        60.0, gt=0, le=100_000, description="simulated seconds per real second (60 = 1 h per min)"
+    )
+    start: str = Field(
+        "2024-01-01",
+        pattern=r"^\d{4}-\d{2}-\d{2}$",
+        description="the simulated date the demo clock starts at (YYYY-MM-DD, UTC)",
+    )
+    spread_pct: float = Field(
+        0.05, ge=0, le=5, description="bid/ask spread around the replayed price, in percent"
+    )
+
+
+class PaperSettings(_Section):
+    """The paper broker's wallet and cost model (used in demo and paper modes)."""
+
+    starting_cash_usd: float = Field(
+        10_000.0, gt=0, le=1e9, description="cash in the paper wallet at the start"
+    )
+    fee_pct: float = Field(0.1, ge=0, le=5, description="fee charged on every fill, in percent")
+    spread_pct: float = Field(
+        0.05, ge=0, le=5, description="extra slippage over the quoted bid/ask, in percent"
+    )
+
+
+class ExchangeSettings(_Section):
+    """Market-data venues, tried in order, and where their APIs live."""
+
+    order: tuple[Venue, ...] = Field(
+        EXCHANGE_NAMES, min_length=1, description="venues for candles and prices, first wins"
+    )
+    kucoin_url: str = Field("https://api.kucoin.com", pattern=r"^https?://\S+$")
+    binance_url: str = Field("https://api.binance.com", pattern=r"^https?://\S+$")
+    coinbase_url: str = Field("https://api.coinbase.com", pattern=r"^https?://\S+$")
+    robinhood_url: str = Field("https://trading.robinhood.com", pattern=r"^https?://\S+$")
+    timeout_seconds: float = Field(10.0, gt=0, le=120, description="per HTTP request")
+    outlier_pct: float = Field(
+        2.0, gt=0, le=50, description="a venue this far from the median price is ignored"
+    )
+
+    @field_validator("order")
+    @classmethod
+    def _no_repeated_venue(cls, order: tuple[str, ...]) -> tuple[str, ...]:
+        repeated = sorted({v for v in order if order.count(v) > 1})
+        if repeated:
+            raise ValueError(f"venue listed twice: {', '.join(repeated)}")
+        return order
+
+
+class NotificationSettings(_Section):
+    """Email, Discord, Telegram and webhooks; filled in by the notifications work."""
+
+
+class RiskSettings(_Section):
+    """Optional risk limits; all off until the risk work lands (no stop loss by design)."""
+
+
+class LoggingSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", description="least severe level written to the log files"
+    )
+    max_bytes: int = Field(
+        5_000_000, ge=10_000, le=1_000_000_000, description="size at which a log file rotates"
+    )
+    backup_count: int = Field(5, ge=0, le=100, description="rotated log files kept per process")
+    console: bool = Field(True, description="also print readable log lines to the terminal")
+
+
+class Settings(BaseModel):
+    """Every setting of PowerTrader AI (``settings.json`` in the data folder)."""
+
+    model_config = _STRICT
+
+    mode: Mode = Field(Mode.DEMO, description="demo (no network, no keys), paper, or live")
+    coins: Annotated[tuple[str, ...], BeforeValidator(_split_commas)] = Field(
+        DEFAULT_COINS, description="coins the bot manages; nothing else is ever traded"
+    )
+    trade_start_level: int = Field(
+        3, ge=1, le=7, description="LONG level that starts a trade (with SHORT 0)"
+    )
+    start_allocation_pct: float = Field(
+        0.005, ge=0, le=100, description="first buy as % of account value (minimum $0.50)"
+    )
+    dca_multiplier: float = Field(
+        2.0, ge=0, le=100, description="a DCA buys this many times the position's value"
+    )
+    dca_levels: Annotated[tuple[float, ...], BeforeValidator(_numbers_from_text)] = Field(
+        DEFAULT_DCA_LEVELS,
+        min_length=1,
+        description="loss in % that triggers each DCA stage; the last one repeats",
+    )
+    max_dca_buys_per_24h: int = Field(
+        2, ge=0, le=100, description="DCA buys per coin per rolling 24 h (0 = no DCA)"
+    )
+    pm_start_pct_no_dca: float = Field(
+        5.0, ge=0, le=1000, description="trailing profit line start above cost, no DCA yet"
+    )
+    pm_start_pct_with_dca: float = Field(
+        2.5, ge=0, le=1000, description="trailing profit line start above cost after a DCA"
+    )
+    trailing_gap_pct: float = Field(
+        0.5, ge=0, lt=100, description="how far the trailing line follows behind the peak"
+    )
+    timeframes: tuple[str, ...] = Field(
+        CHART_TIMEFRAMES, min_length=1, description="timeframes offered on the charts"
+    )
+    default_timeframe: str = Field("1h", description="chart timeframe shown first")
+    candles_limit: int = Field(120, ge=10, le=1500, description="candles drawn per chart")
+    ui_refresh_seconds: float = Field(1.0, ge=0.1, le=60, description="hub refresh period")
+    chart_refresh_seconds: float = Field(10.0, ge=1, le=3600, description="chart refresh period")
+    auto_start_scripts: bool = Field(False, description="Start All when the hub opens")
+    demo: DemoSettings = DemoSettings()
+    paper: PaperSettings = PaperSettings()
+    exchanges: ExchangeSettings = ExchangeSettings()
+    notifications: NotificationSettings = NotificationSettings()
+    risk: RiskSettings = RiskSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    @field_validator("coins")
+    @classmethod
+    def _valid_coin_list(cls, coins: tuple[str, ...]) -> tuple[str, ...]:
+        coins = tuple(c.strip().upper() for c in coins)
+        if not coins:
+            raise ValueError("the coin list is empty; name at least one coin, e.g. BTC")
+        bad = [c for c in coins if not COIN_PATTERN.match(c)]
+        if bad:
+            raise ValueError(f"not a coin symbol: {', '.join(map(repr, bad))}")
+        repeated = sorted({c for c in coins if coins.count(c) > 1})
+        if repeated:
+            raise ValueError(f"coin listed twice: {', '.join(repeated)}")
+        return coins
+
+    @field_validator("dca_levels")
+    @classmethod
+    def _dca_levels_deepen(cls, levels: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not -100 < x < 0 for x in levels):
+            raise ValueError("each DCA level is a loss in percent, between -100 and 0")
+        if any(b > a for a, b in itertools.pairwise(levels)):
+            raise ValueError("DCA levels must go deeper (or stay equal) from one stage to the next")
+        return levels
+
+    @field_validator("timeframes")
+    @classmethod
+    def _known_timeframes(cls, tfs: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [tf for tf in tfs if tf not in CHART_TIMEFRAMES]
+        if unknown:
+            raise ValueError(f"unknown timeframe {', '.join(map(repr, unknown))}")
+        return tfs
+
+    @field_validator("default_timeframe")
+    @classmethod
+    def _offered_timeframe(cls, tf: str, info: ValidationInfo) -> str:
+        offered = info.data.get("timeframes", CHART_TIMEFRAMES)
+        if tf not in offered:
+            raise ValueError(f"{tf!r} is not one of the chart timeframes {', '.join(offered)}")
+        return tf
