@@ -128,7 +128,7 @@ class LoggingSettings(_Section):
     max_bytes: int = Field(
         5_000_000, ge=10_000, le=1_000_000_000, description="size at which a log file rotates"
     )
-    backup_count: int = Field(5, ge=0, le=100, description="rotated log files kept per process")
+    backup_count: int = Field(5, ge=1, le=100, description="rotated log files kept per process")
     console: bool = Field(True, description="also print readable log lines to the terminal")
 
 

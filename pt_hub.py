@@ -1,0 +1,154 @@
+"""PowerTrader AI hub: the program a person starts.
+
+At this stage of 3.0.0-dev the hub prepares the data folder, validates the settings, checks the
+bundled market history and prints what it found; the trading processes and the desktop window
+arrive in later releases (see ROADMAP.md). It never crashes with a Tk traceback when there is no
+display: it says so and runs headless.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pt_config
+import pt_ohlcv
+from pt_candles import find_gaps
+from pt_config_schema import Settings
+from pt_logging import setup_logging
+from pt_state import DataDirError, DataLayout, resolve_data_dir
+from pt_types import HOUR, Mode
+
+log = logging.getLogger(__name__)
+
+VERSION = (Path(__file__).resolve().parent / "VERSION.md").read_text(encoding="utf-8").strip()
+MODE_LINES = {
+    Mode.DEMO: "DEMO: bundled real history on a simulated clock, paper wallet; no network, no keys",
+    Mode.PAPER: "PAPER: live public prices, paper wallet; no real orders",
+    Mode.LIVE: "LIVE: real orders on Robinhood with real money",
+}
+
+
+@dataclass(frozen=True)
+class CoinHistory:
+    """What the bundled data holds for one coin."""
+
+    coin: str
+    rows: int
+    first: int
+    last: int
+    gap_count: int
+    missing_hours: int
+
+
+def display_problem() -> str | None:
+    """Why a window cannot be opened here, or None when it can."""
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        return "no display found (DISPLAY is not set)"
+    try:
+        import tkinter  # noqa: PLC0415  (only when a window is wanted)
+
+        root = tkinter.Tk()
+        root.destroy()
+    except Exception as exc:  # any Tcl/Tk start-up failure means no usable display
+        return f"the display cannot be opened ({exc})"
+    return None
+
+
+def bundled_history(coins: Sequence[str]) -> list[CoinHistory]:
+    available = set(pt_ohlcv.bundled_coins())
+    found = []
+    for coin in coins:
+        if coin not in available:
+            continue
+        candles = pt_ohlcv.load_bundled(coin)
+        gaps = find_gaps(candles, HOUR)
+        found.append(
+            CoinHistory(
+                coin,
+                len(candles),
+                int(candles.time[0]),
+                int(candles.time[-1]),
+                len(gaps),
+                sum(g.missing for g in gaps),
+            )
+        )
+    return found
+
+
+def _utc(t: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(t))
+
+
+def status_report(layout: DataLayout, settings: Settings, history: list[CoinHistory]) -> str:
+    """The plain-text status the headless hub prints."""
+    lines = [
+        f"PowerTrader AI {VERSION}",
+        f"mode         {MODE_LINES[settings.mode]}",
+        f"data folder  {layout.root}",
+        f"settings     {layout.settings_file}",
+        f"coins        {', '.join(settings.coins)}",
+        "",
+        f"{'coin':<6}{'1h candles':>11}  {'first (UTC)':<17} {'last (UTC)':<17} gaps",
+    ]
+    lines += [
+        f"{h.coin:<6}{h.rows:>11,}  {_utc(h.first):<17} {_utc(h.last):<17} "
+        f"{h.gap_count} ({h.missing_hours} h missing)"
+        for h in history
+    ]
+    missing = [c for c in settings.coins if c not in {h.coin for h in history}]
+    if missing:
+        lines.append(f"no bundled history for {', '.join(missing)} (demo mode cannot trade them)")
+    lines += [
+        "",
+        "Ready so far: settings, data folder, logs, bundled history.",
+        "Not built yet: trainer, thinker, trader and the hub window (see ROADMAP.md).",
+    ]
+    return "\n".join(lines)
+
+
+def prepare(data_dir: str | None) -> tuple[DataLayout, Settings]:
+    """Data folder, logging and settings; writes settings.json with defaults on first run."""
+    layout = DataLayout(resolve_data_dir(data_dir)).ensure()
+    setup_logging("hub", layout.root)
+    settings = pt_config.load(layout.settings_file)
+    if not layout.settings_file.exists():
+        pt_config.save(layout.settings_file, settings)
+        log.info("wrote default settings to %s", layout.settings_file)
+    return layout, settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pt_hub.py", description="PowerTrader AI hub")
+    parser.add_argument(
+        "--data-dir", help="data folder (default: $POWERTRADER_HOME or ./user_data)"
+    )
+    parser.add_argument("--headless", action="store_true", help="run without a window")
+    args = parser.parse_args(argv)
+    out: list[str] = []
+    try:
+        layout, settings = prepare(args.data_dir)
+    except (DataDirError, pt_config.SettingsError) as exc:
+        print(f"PowerTrader AI cannot start:\n{exc}", file=sys.stderr)  # noqa: T201  (CLI)
+        return 2
+    if not args.headless:
+        problem = display_problem()
+        if problem:
+            out.append(f"{problem}: running headless (python pt_hub.py --headless).")
+        else:
+            out.append("The hub window is not built yet in this release: status follows.")
+    out.append(status_report(layout, settings, bundled_history(settings.coins)))
+    print("\n".join(out))  # noqa: T201  (CLI output)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,74 @@
+"""`python pt_hub.py` as a person starts it: no display, bad settings, bad data folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_hub(
+    *args: str, env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env = {k: v for k, v in env.items() if not k.startswith("POWERTRADER_")}
+    env.update(env_extra or {})
+    return subprocess.run(
+        [sys.executable, str(ROOT / "pt_hub.py"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_without_a_display_it_says_so_and_runs_headless(tmp_path: Path) -> None:
+    result = run_hub("--data-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "no display found (DISPLAY is not set): running headless" in result.stdout
+    assert "DEMO: bundled real history" in result.stdout
+    btc = next(line for line in result.stdout.splitlines() if line.startswith("BTC "))
+    assert "76,543" in btc and "2017-08-17 04:00" in btc and "28 (128 h missing)" in btc
+    settings = json.loads((tmp_path / "settings.json").read_text())
+    assert settings["mode"] == "demo"
+    assert (tmp_path / "logs" / "hub.jsonl").exists()
+
+
+def test_headless_flag_skips_the_display_check(tmp_path: Path) -> None:
+    result = run_hub("--headless", env_extra={"POWERTRADER_HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert "running headless" not in result.stdout
+    assert f"data folder  {tmp_path}" in result.stdout
+
+
+def test_invalid_settings_stop_the_start_with_every_problem(tmp_path: Path) -> None:
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"trade_start_level": 0, "coins": ["BTC", "BTC"]}))
+    result = run_hub("--headless", "--data-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert "PowerTrader AI cannot start" in result.stderr
+    assert "trade_start_level = 0" in result.stderr and "coin listed twice: BTC" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert json.loads(settings.read_text())["trade_start_level"] == 0  # the file is untouched
+
+
+def test_a_data_folder_that_is_a_file_is_explained(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = run_hub("--headless", "--data-dir", str(blocker / "data"))
+    assert result.returncode == 2
+    assert str(blocker) in result.stderr and "--data-dir" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_coins_without_bundled_history_are_named(tmp_path: Path) -> None:
+    result = run_hub("--headless", "--data-dir", str(tmp_path),
+                     env_extra={"POWERTRADER_COINS": "BTC,SOL"})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "no bundled history for SOL" in result.stdout
