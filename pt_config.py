@@ -47,7 +47,10 @@ class SettingsProblem:
     source: str = "settings"
 
     def __str__(self) -> str:
-        where = f"{self.source}: " if self.source else ""
+        return self.describe(with_source=True)
+
+    def describe(self, *, with_source: bool) -> str:
+        where = f"{self.source}: " if with_source and self.source else ""
         allowed = f"; allowed: {self.allowed}" if self.allowed else ""
         return f"{where}{self.key or '(whole file)'} = {self.value!r}: {self.message}{allowed}"
 
@@ -59,7 +62,7 @@ class SettingsError(ValueError):
         self.problems = tuple(problems)
         self.path = path
         head = f"invalid settings in {path}" if path else "invalid settings"
-        lines = "\n".join(f"  - {p}" for p in problems)
+        lines = "\n".join(f"  - {p.describe(with_source=p.source != str(path))}" for p in problems)
         super().__init__(f"{head} ({len(problems)} problem(s)):\n{lines}")
 
 
@@ -76,7 +79,17 @@ def _model_at(loc: tuple[str | int, ...]) -> tuple[type[BaseModel] | None, str]:
     return model, str(loc[-1]) if loc else ""
 
 
-_BOUNDS = {"ge": "≥", "gt": ">", "le": "≤", "lt": "<"}
+_BOUND_WORDS = {"ge": "at least", "gt": "above", "le": "at most", "lt": "below"}
+
+
+def _range_words(bounds: Mapping[str, Any]) -> str:
+    """``{"ge": 1, "le": 7}`` → ``"from 1 to 7"``; ``{"gt": 0, "le": 5}`` → ``"above 0 and at
+    most 5"``: a range as a person says it."""
+    if "ge" in bounds and "le" in bounds:
+        return f"from {bounds['ge']} to {bounds['le']}"
+    return " and ".join(
+        f"{word} {bounds[key]}" for key, word in _BOUND_WORDS.items() if key in bounds
+    )
 
 
 def describe_allowed(model: type[BaseModel], name: str) -> str:
@@ -84,7 +97,9 @@ def describe_allowed(model: type[BaseModel], name: str) -> str:
     field = model.model_fields.get(name)
     if field is None:
         return ""
-    bounds = {k: getattr(m, k) for m in field.metadata for k in _BOUNDS if hasattr(m, k)}
+    bounds = {
+        k: getattr(m, k) for m in field.metadata for k in ("ge", "gt", "le", "lt") if hasattr(m, k)
+    }
     ann = field.annotation
     if isinstance(ann, type) and issubclass(ann, BaseModel):
         return f"an object of {name} settings"
@@ -92,9 +107,7 @@ def describe_allowed(model: type[BaseModel], name: str) -> str:
         ann,  # type: ignore[arg-type]
         f"like the default {json.dumps(field.default, default=str)}",
     )
-    parts = [kind]
-    parts += [f"{word} {bounds[key]}" for key, word in _BOUNDS.items() if key in bounds]
-    return " ".join(parts)
+    return f"{kind} {_range_words(bounds)}".strip()
 
 
 def _problem_from_error(err: Mapping[str, Any], source: str) -> SettingsProblem:
@@ -108,8 +121,8 @@ def _problem_from_error(err: Mapping[str, Any], source: str) -> SettingsProblem:
         close = difflib.get_close_matches(name, known, n=1)
         message = "unknown setting" + (f" (did you mean {close[0]!r}?)" if close else "")
         allowed = ""
-    elif "expected" in (err.get("ctx") or {}):
-        allowed = str(err["ctx"]["expected"])
+    elif err["type"] == "value_error" or "expected" in (err.get("ctx") or {}):
+        allowed = ""  # the message already says what is wrong and what would be right
     return SettingsProblem(key, err.get("input"), message, allowed, source)
 
 

@@ -134,13 +134,13 @@ def test_wrong_types_are_named(key: str, value: Any, words: str) -> None:
 @pytest.mark.parametrize(
     ("key", "value", "allowed"),
     [
-        ("trade_start_level", 0, "a whole number ≥ 1 ≤ 7"),
-        ("trade_start_level", 8, "a whole number ≥ 1 ≤ 7"),
-        ("start_allocation_pct", -1, "a number ≥ 0 ≤ 100"),
-        ("max_dca_buys_per_24h", -1, "a whole number ≥ 0 ≤ 100"),
-        ("trailing_gap_pct", 100, "a number ≥ 0 < 100"),
-        ("candles_limit", 5, "a whole number ≥ 10 ≤ 1500"),
-        ("ui_refresh_seconds", 0, "a number ≥ 0.1 ≤ 60"),
+        ("trade_start_level", 0, "a whole number from 1 to 7"),
+        ("trade_start_level", 8, "a whole number from 1 to 7"),
+        ("start_allocation_pct", -1, "a number from 0 to 100"),
+        ("max_dca_buys_per_24h", -1, "a whole number from 0 to 100"),
+        ("trailing_gap_pct", 100, "a number at least 0 and below 100"),
+        ("candles_limit", 5, "a whole number from 10 to 1500"),
+        ("ui_refresh_seconds", 0, "a number from 0.1 to 60"),
     ],
 )
 def test_out_of_range_numbers_say_what_is_allowed(key: str, value: float, allowed: str) -> None:
@@ -151,7 +151,7 @@ def test_out_of_range_numbers_say_what_is_allowed(key: str, value: float, allowe
 
 def test_nested_out_of_range_is_named_by_dotted_key() -> None:
     p = problems_by_key({"demo": {"speed": 0}})["demo.speed"]
-    assert p.allowed == "a number > 0 ≤ 100000"
+    assert p.allowed == "a number above 0 and at most 100000"
 
 
 @pytest.mark.parametrize(
@@ -443,7 +443,7 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out = run_cli(tmp_path, "get", "demo.speed", capsys=capsys)
     assert (code, out.strip()) == (0, "120.0")
     code, out = run_cli(tmp_path, "set", "trade_start_level", "0", capsys=capsys)
-    assert code == 1 and "trade_start_level = 0" in out and "≥ 1" in out
+    assert code == 1 and "trade_start_level = 0" in out and "from 1 to 7" in out
     code, out = run_cli(tmp_path, "get", "nope", capsys=capsys)
     assert code == 1 and "no such setting: nope" in out
     code, out = run_cli(tmp_path, "show", capsys=capsys)
