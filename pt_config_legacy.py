@@ -19,6 +19,7 @@ from typing import Any
 
 import pt_config
 from pt_config_schema import Settings
+from pt_types import ORIGINAL_TIMEFRAME_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -48,19 +49,6 @@ DROPPED_KEYS = {
     "script_neural_trainer": "the processes are started from the program's own folder",
     "script_trader": "the processes are started from the program's own folder",
 }
-_TIMEFRAME_NAMES = {
-    "1min": "1m",
-    "5min": "5m",
-    "15min": "15m",
-    "30min": "30m",
-    "1hour": "1h",
-    "2hour": "2h",
-    "4hour": "4h",
-    "8hour": "8h",
-    "12hour": "12h",
-    "1day": "1d",
-    "1week": "1w",
-}
 
 
 @dataclass(frozen=True)
@@ -75,9 +63,9 @@ class ImportReport:
 
 def _translate(key: str, value: Any) -> Any:
     if key == "default_timeframe" and isinstance(value, str):
-        return _TIMEFRAME_NAMES.get(value, value)
+        return ORIGINAL_TIMEFRAME_NAMES.get(value, value)
     if key == "timeframes" and isinstance(value, list):
-        return [_TIMEFRAME_NAMES.get(v, v) if isinstance(v, str) else v for v in value]
+        return [ORIGINAL_TIMEFRAME_NAMES.get(v, v) if isinstance(v, str) else v for v in value]
     if key == "start_allocation_pct" and isinstance(value, str):
         # The original's dialog accepted "0.5%"; keep that meaning.
         try:

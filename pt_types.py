@@ -55,7 +55,7 @@ class Timeframe(StrEnum):
     def parse(cls, text: str) -> Timeframe:
         """Accept our names (``1h``) and the original program's (``1hour``, ``1day``, ``1week``)."""
         key = text.strip().lower()
-        key = _ORIGINAL_NAMES.get(key, key)
+        key = ORIGINAL_TIMEFRAME_NAMES.get(key, key)
         try:
             return cls(key)
         except ValueError:
@@ -72,7 +72,12 @@ _TIMEFRAME_SECONDS = {
     Timeframe.D1: DAY,
     Timeframe.W1: WEEK,
 }
-_ORIGINAL_NAMES = {
+# The original program's timeframe names (its KuCoin names) -> ours, chart timeframes included.
+ORIGINAL_TIMEFRAME_NAMES = {
+    "1min": "1m",
+    "5min": "5m",
+    "15min": "15m",
+    "30min": "30m",
     "1hour": "1h",
     "2hour": "2h",
     "4hour": "4h",
