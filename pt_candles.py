@@ -17,6 +17,7 @@ and 2264 of 2934 days). That is why the reduction below must stay ``reduceat``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,6 +78,36 @@ def find_gaps(candles: Candles, step: int) -> tuple[Gap, ...]:
     )
 
 
+Check = tuple[str, npt.NDArray[np.bool_]]
+
+
+def _order_checks(t: IntArray) -> list[Check]:
+    """Checks on the order of rows: fixable by sorting, so ``repair_candles`` skips them."""
+    diff = np.diff(t)
+    first_row = np.zeros(1, dtype=bool)
+    return [
+        ("time goes backwards (rows not sorted)", np.concatenate([first_row, diff < 0])),
+        ("duplicate time", np.concatenate([first_row, diff == 0])),
+    ]
+
+
+def _row_checks(candles: Candles, step: int) -> list[Check]:
+    """Checks of each row on its own: a failing row can only be dropped."""
+    t = candles.time
+    o, h, lo, c, v = candles.open, candles.high, candles.low, candles.close, candles.volume
+    finite = np.isfinite(o) & np.isfinite(h) & np.isfinite(lo) & np.isfinite(c)
+    return [
+        (f"time not aligned to {step} s candles", (t - _anchor_for(step)) % step != 0),
+        ("time outside 1970..9999 (milliseconds?)", (t < 0) | (t > _MAX_TIME)),
+        ("price is not a finite number", ~finite),
+        ("price is zero or negative", (o <= 0) | (h <= 0) | (lo <= 0) | (c <= 0)),
+        ("high below max(open, close, low)", h < np.maximum(np.maximum(o, c), lo)),
+        ("low above min(open, close)", lo > np.minimum(o, c)),
+        ("volume is not a finite number", ~np.isfinite(v)),
+        ("volume is negative", v < 0),
+    ]
+
+
 def candle_problems(candles: Candles, step: int) -> list[CandleProblem]:
     """Every kind of defect in ``candles`` as structured entries (empty when the table is sound).
 
@@ -87,24 +118,8 @@ def candle_problems(candles: Candles, step: int) -> list[CandleProblem]:
     t = candles.time
     if len(t) == 0:
         return []
-    o, h, lo, c, v = candles.open, candles.high, candles.low, candles.close, candles.volume
-    diff = np.diff(t)
-    first_row = np.zeros(1, dtype=bool)
-    finite = np.isfinite(o) & np.isfinite(h) & np.isfinite(lo) & np.isfinite(c)
-    checks: list[tuple[str, npt.NDArray[np.bool_]]] = [
-        ("time goes backwards (rows not sorted)", np.concatenate([first_row, diff < 0])),
-        ("duplicate time", np.concatenate([first_row, diff == 0])),
-        (f"time not aligned to {step} s candles", (t - _anchor_for(step)) % step != 0),
-        ("time outside 1970..9999 (milliseconds?)", (t < 0) | (t > _MAX_TIME)),
-        ("price is not a finite number", ~finite),
-        ("price is zero or negative", (o <= 0) | (h <= 0) | (lo <= 0) | (c <= 0)),
-        ("high below max(open, close, low)", h < np.maximum(np.maximum(o, c), lo)),
-        ("low above min(open, close)", lo > np.minimum(o, c)),
-        ("volume is not a finite number", ~np.isfinite(v)),
-        ("volume is negative", v < 0),
-    ]
     problems = []
-    for what, bad in checks:
+    for what, bad in _order_checks(t) + _row_checks(candles, step):
         rows = np.flatnonzero(bad)
         if len(rows):
             first = int(rows[0])
@@ -192,3 +207,74 @@ def drop_forming(candles: Candles) -> Candles:
     if not candles.forming:
         return candles
     return candles.slice(0, len(candles) - 1)
+
+
+def numbers(values: Sequence[object]) -> FloatArray:
+    """Venue fields (usually strings) as floats; anything that is not a number becomes NaN.
+
+    NaN then fails ``repair_candles``' checks, so one garbled field drops its row with a reason
+    instead of failing the whole response.
+    """
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return np.array([_number(v) for v in values], dtype=np.float64)
+
+
+def _number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return float("nan")
+    try:
+        return float(value)
+    except ValueError:
+        return float("nan")
+
+
+def repair_candles(candles: Candles, step: int) -> tuple[Candles, list[str]]:
+    """Make a venue's rows fit the candle-table contract, and say what had to be done.
+
+    Millisecond times become seconds; rows are sorted and a repeated time keeps its last row;
+    rows with a non-finite, zero or negative price, inconsistent high/low, bad volume or a time
+    off the candle grid are dropped. Nothing is invented: a dropped row leaves a gap.
+    """
+    reasons: list[str] = []
+    t = candles.time
+    if len(t) and int(t.max()) > _MAX_TIME:
+        t = t // 1000
+        reasons.append("times were in milliseconds; converted to seconds")
+    order = np.argsort(t, kind="stable")
+    if np.any(np.diff(order) < 0):
+        reasons.append("rows were not in ascending time order; sorted")
+    table = Candles(
+        t[order],
+        candles.open[order],
+        candles.high[order],
+        candles.low[order],
+        candles.close[order],
+        candles.volume[order],
+        forming=candles.forming,
+    )
+    last_of_time = np.concatenate([table.time[1:] != table.time[:-1], [True]])
+    keep = last_of_time.copy()
+    if not np.all(last_of_time):
+        reasons.append(f"{int((~last_of_time).sum())} duplicate row(s); kept the last of each")
+    for what, bad in _row_checks(table, step):
+        if np.any(bad):
+            keep &= ~bad
+            reasons.append(f"{int(bad.sum())} row(s) dropped: {what}")
+    if np.all(keep):
+        return table, reasons
+    kept = np.flatnonzero(keep)
+    dropped_last = not keep[-1]
+    return (
+        Candles(
+            table.time[kept],
+            table.open[kept],
+            table.high[kept],
+            table.low[kept],
+            table.close[kept],
+            table.volume[kept],
+            forming=table.forming and not dropped_last,
+        ),
+        reasons,
+    )

@@ -17,16 +17,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Lowest first. A module may import project modules of its own layer or a lower one.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("types", ("pt_types",)),
+    ("types", ("pt_types", "pt_errors")),
     (
         "pure",
-        ("pt_candles", "pt_patterns", "pt_strategy", "pt_volume", "pt_correlation",
+        ("pt_candles", "pt_price_path", "pt_patterns", "pt_strategy", "pt_volume", "pt_correlation",
          "pt_position_sizing", "pt_risk", "pt_metrics", "pt_config_schema"),
     ),
     (
         "adapters",
         ("pt_config", "pt_config_legacy", "pt_state", "pt_locks", "pt_logging", "pt_ohlcv",
-         "pt_exchanges", "pt_thinker_exchanges", "pt_replay", "pt_candle_cache", "pt_broker",
+         "pt_http", "pt_exchanges", "pt_venue_*", "pt_thinker_exchanges", "pt_replay",
+         "pt_candle_cache", "pt_broker",
          "pt_analytics", "pt_notifications", "pt_secrets"),
     ),
     (
