@@ -42,7 +42,7 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
         backoff = min(self.max_delay, self.base_delay * 2**attempt)
         backoff *= 1 + rng.uniform(-self.jitter, self.jitter)
-        return max(backoff, retry_after or 0.0)
+        return float(max(backoff, retry_after or 0.0))
 
 
 class RateLimiter:
