@@ -98,6 +98,9 @@ def _venue_message(response: requests.Response) -> str:
         text = response.text.strip().replace("\n", " ")
         return (text[:120] + "…") if len(text) > 120 else text or "(empty body)"
     if isinstance(body, dict):
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors and all(isinstance(e, dict) for e in errors):
+            return "; ".join(str(e.get("message") or e.get("id") or e) for e in errors)
         for key in ("msg", "message", "error_description", "error", "detail"):
             if isinstance(body.get(key), str) and body[key]:
                 code = body.get("code")

@@ -187,7 +187,8 @@ class Gap:
 
 @dataclass(frozen=True)
 class Quote:
-    """Best bid/ask and last price of one symbol at one venue."""
+    """Best bid/ask and last price of one coin at one venue. ``symbol`` is the coin (``BTC``),
+    the same at every venue; the venue's own pair name stays inside its adapter."""
 
     symbol: str
     venue: str

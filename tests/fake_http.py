@@ -146,6 +146,9 @@ class FakeServer:
 
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes; with Nagle's algorithm and delayed ACKs
+            # every request would wait ~40 ms, making multi-year paging tests take seconds.
+            disable_nagle_algorithm = True
 
             def _serve(self) -> None:
                 url = urlsplit(self.path)

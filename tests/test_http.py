@@ -118,6 +118,12 @@ def test_slow_answer_times_out(server: FakeServer) -> None:
         (451, {"code": 0, "msg": "restricted location"}, PermanentExchangeError, "refuses this"),
         (400, {"code": -1121, "msg": "Invalid symbol."}, PermanentExchangeError, "Invalid symbol."),
         (404, {"error": "NOT_FOUND"}, PermanentExchangeError, "HTTP 404: NOT_FOUND"),
+        (
+            400,
+            {"errors": [{"id": "invalid_request", "message": "bad granularity"}]},
+            PermanentExchangeError,
+            "HTTP 400: bad granularity",
+        ),
     ],
 )
 def test_permanent_and_auth_errors_are_not_retried(
