@@ -21,9 +21,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from pt_config_schema import ExchangeSettings
 from pt_errors import MarketDataError
-from pt_exchanges import ExchangeManager
+from pt_exchanges import ExchangeManager, MarketSource
 from pt_types import Candles, Quote, Timeframe
+from pt_venue_binance import BinanceVenue
+from pt_venue_coinbase import CoinbaseVenue
+from pt_venue_kucoin import KucoinVenue
 
 log = logging.getLogger(__name__)
 
@@ -273,3 +277,21 @@ class MarketData:
                 now=self._clock(),
             )
         return sorted(found, key=lambda o: o.net_spread_pct, reverse=True)
+
+
+def build_venues(
+    exchanges: ExchangeSettings, *, clock: Callable[[], float] = time.time
+) -> list[MarketSource]:
+    """The live venues in the user's order, at the base URLs and timeout from the settings."""
+    makers: dict[str, Callable[[], MarketSource]] = {
+        "kucoin": lambda: KucoinVenue(
+            exchanges.kucoin_url, timeout=exchanges.timeout_seconds, clock=clock
+        ),
+        "binance": lambda: BinanceVenue(
+            exchanges.binance_url, timeout=exchanges.timeout_seconds, clock=clock
+        ),
+        "coinbase": lambda: CoinbaseVenue(
+            exchanges.coinbase_url, timeout=exchanges.timeout_seconds, clock=clock
+        ),
+    }
+    return [makers[name]() for name in exchanges.order]

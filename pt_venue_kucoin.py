@@ -111,7 +111,7 @@ class KucoinVenue:
         """
         self.taker_fee_pct = taker_fee_pct
         self._clock = clock
-        self._http = http or HttpClient(
+        self.http = http or HttpClient(
             self.name,
             base_url,
             timeout=timeout,
@@ -147,7 +147,7 @@ class KucoinVenue:
         pages = []
         for lo, hi in page_windows(start, end, tf.seconds, MAX_ROWS):
             params = {"symbol": symbol, "type": INTERVALS[tf], "startAt": lo, "endAt": hi - 1}
-            body = self._http.get_json(CANDLES_PATH, params, check=_checker(what))
+            body = self.http.get_json(CANDLES_PATH, params, check=_checker(what))
             rows = body.get("data")
             if not isinstance(rows, list):
                 raise TemporaryExchangeError(f"{what}: 'data' is not a list of candles (garbled?)")
@@ -182,7 +182,7 @@ class KucoinVenue:
         """Best bid/ask and last trade price from the level-1 order book."""
         symbol = self.symbol(coin)
         what = f"{self.name} {symbol} ticker"
-        body = self._http.get_json(LEVEL1_PATH, {"symbol": symbol}, check=_checker(what))
+        body = self.http.get_json(LEVEL1_PATH, {"symbol": symbol}, check=_checker(what))
         data = body.get("data")
         if data is None:  # how KuCoin has answered an unknown symbol on this endpoint
             raise PermanentExchangeError(f"{what}: KuCoin has no market {symbol}")
@@ -200,7 +200,7 @@ class KucoinVenue:
         if not wanted:
             return {}
         what = f"{self.name} all tickers"
-        body = self._http.get_json(ALL_TICKERS_PATH, check=_checker(what))
+        body = self.http.get_json(ALL_TICKERS_PATH, check=_checker(what))
         data = body.get("data")
         tickers = data.get("ticker") if isinstance(data, dict) else None
         if not isinstance(data, dict) or not isinstance(tickers, list):
