@@ -21,10 +21,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from pt_config_schema import ExchangeSettings
+from pt_candle_cache import CandleCache
+from pt_config_schema import ExchangeSettings, Settings
 from pt_errors import MarketDataError
 from pt_exchanges import ExchangeManager, MarketSource
-from pt_types import Candles, Quote, Timeframe
+from pt_replay import ReplayMarket, SimClock
+from pt_state import DataLayout
+from pt_types import Candles, Mode, Quote, Timeframe
 from pt_venue_binance import BinanceVenue
 from pt_venue_coinbase import CoinbaseVenue
 from pt_venue_kucoin import KucoinVenue
@@ -295,3 +298,25 @@ def build_venues(
         ),
     }
     return [makers[name]() for name in exchanges.order]
+
+
+def build_market(
+    settings: Settings, layout: DataLayout, *, wall_clock: Callable[[], float] = time.time
+) -> MarketData:
+    """The market for the configured mode.
+
+    Demo: the bundled history replayed on the hub's simulated clock, without the candle cache
+    (the replay is already in memory, and demo candles must never mix into the live cache).
+    Paper and live: the venues in the user's order, behind the candle cache.
+    """
+    if settings.mode is Mode.DEMO:
+        sim_now = SimClock(layout, wall_clock=wall_clock).now
+        replay = ReplayMarket(sim_now, spread_pct=settings.demo.spread_pct)
+        return MarketData(ExchangeManager([replay], clock=wall_clock), clock=sim_now)
+    venues = build_venues(settings.exchanges, clock=wall_clock)
+    return MarketData(
+        ExchangeManager(venues, clock=wall_clock),
+        cache=CandleCache(layout.candles_db, clock=wall_clock),
+        outlier_pct=settings.exchanges.outlier_pct,
+        clock=wall_clock,
+    )

@@ -5,16 +5,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import pt_config
+from pt_candle_cache import CandleCache
 from pt_errors import AllVenuesFailedError
 from pt_exchanges import ExchangeManager, MarketSource
 from pt_http import HttpClient, RateLimiter, RetryPolicy
 from pt_ohlcv import load_bundled
-from pt_thinker_exchanges import InconsistentPriceError, MarketData, build_venues
+from pt_replay import start_clock
+from pt_state import DataLayout
+from pt_thinker_exchanges import InconsistentPriceError, MarketData, build_market, build_venues
 from pt_types import Candles, Timeframe
 from pt_venue_binance import BinanceVenue
 from pt_venue_coinbase import CoinbaseVenue
@@ -50,14 +54,14 @@ class Venues:
     binance: FakeBinance
     coinbase: FakeCoinbase
 
-    def market(self) -> MarketData:
+    def market(self, cache: CandleCache | None = None) -> MarketData:
         clock = lambda: float(NOW)  # noqa: E731
         venues: list[MarketSource] = [
             KucoinVenue(http=fast_http("kucoin", self.kucoin.base_url), clock=clock),
             BinanceVenue(http=fast_http("binance", self.binance.base_url), clock=clock),
             CoinbaseVenue(http=fast_http("coinbase", self.coinbase.base_url), clock=clock),
         ]
-        return MarketData(ExchangeManager(venues, clock=clock), clock=clock)
+        return MarketData(ExchangeManager(venues, clock=clock), cache=cache, clock=clock)
 
 
 @pytest.fixture
@@ -148,3 +152,39 @@ def test_venues_are_built_from_the_settings() -> None:
     kucoin = venues[1]
     assert isinstance(kucoin, KucoinVenue)
     assert kucoin.http.base_url == "http://127.0.0.1:9" and kucoin.http.timeout == 3
+
+
+def test_cached_candles_are_fetched_once_and_then_only_new_ones(
+    venues: Venues, tmp_path: Path
+) -> None:
+    market = venues.market(CandleCache(tmp_path / "candles.sqlite3", clock=lambda: float(NOW)))
+    first = market.get_candle_from_exchanges("BTC", "1h", start=SPAN[0], end=NOW + 3600)
+    asked = len(venues.kucoin.server.requests_to("/api/v1/market/candles"))
+    assert len(first) == 744 + 13 and first.forming  # December, then 13 hours of 2024-01-01
+    again = market.get_candle_from_exchanges("BTC", "1h", start=SPAN[0], end=NOW + 3600)
+    requests = venues.kucoin.server.requests_to("/api/v1/market/candles")[asked:]
+    assert len(requests) == 1  # only the forming hour is asked again
+    assert int(requests[0].param("startAt") or 0) >= NOW
+    assert np.array_equal(again.time, first.time) and np.array_equal(again.close, first.close)
+
+
+def test_demo_market_replays_bundled_history_on_the_simulated_clock(tmp_path: Path) -> None:
+    layout = DataLayout(tmp_path).ensure()
+    wall = [1_000_000.0]
+    start_clock(layout, sim_start=NOW, speed=60, wall_clock=lambda: wall[0])
+    market = build_market(pt_config.parse({}), layout, wall_clock=lambda: wall[0])
+    wall[0] += 30  # 30 real seconds at 60x: 30 simulated minutes
+    price = market.get_aggregated_current_price("BTC")
+    assert [q.venue for q in price.quotes] == ["replay"] and price.time == NOW + 1800
+    hour = load_bundled("BTC").until(NOW)
+    assert float(hour.low[-1]) <= price.median_mid <= float(hour.high[-1])
+    candles = market.get_candle_from_exchanges("BTC", Timeframe.D1, limit=3)
+    assert int(candles.time[-1]) <= NOW + 1800 and candles.forming
+
+
+def test_paper_market_uses_the_venues_and_the_cache(tmp_path: Path) -> None:
+    layout = DataLayout(tmp_path).ensure()
+    market = build_market(pt_config.parse({"mode": "paper"}), layout)
+    assert [v.name for v in market.manager.venues] == ["kucoin", "binance", "coinbase"]
+    assert isinstance(market.cache, CandleCache)
+    assert layout.candles_db.exists()
