@@ -26,7 +26,7 @@ import numpy as np
 
 from pt_candles import resample
 from pt_types import HOUR, Candles, Timeframe
-from tests.fake_http import FakeServer, Fault, Reply, Request
+from tests.fake_http import FakeVenue, Reply, Request
 
 DEFAULT_LIMIT, MAX_LIMIT = 500, 1000
 WEIGHT_PER_MINUTE = 6000
@@ -65,7 +65,7 @@ def _compact(data: Any, status: int, headers: Mapping[str, str]) -> Reply:
     return Reply(status, json.dumps(data, separators=(",", ":")).encode(), dict(headers))
 
 
-class FakeBinance:
+class FakeBinance(FakeVenue):
     """Binance on 127.0.0.1 serving ``hourly`` candles per coin; use as a context manager.
 
     Knobs (plain attributes, change them between requests): ``now`` (epoch seconds),
@@ -100,7 +100,7 @@ class FakeBinance:
         self._banned_until = 0.0
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, Timeframe, int], Candles] = {}
-        self.server = FakeServer()
+        super().__init__()
         self.server.route("GET", "/api/v3/klines", self._guard(self._klines, self._klines_weight))
         self.server.route("GET", "/api/v3/ticker/24hr", self._guard(self._ticker, self._t24_weight))
         self.server.route(
@@ -108,20 +108,6 @@ class FakeBinance:
         )
 
     # ------------------------------------------------------------------ plumbing
-
-    @property
-    def base_url(self) -> str:
-        return self.server.base_url
-
-    def __enter__(self) -> FakeBinance:
-        self.server.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.__exit__(*exc)
-
-    def fail(self, fault: Fault) -> None:
-        self.server.fail(fault)
 
     def requests_to(self, path_prefix: str) -> list[Request]:
         return self.server.requests_to(path_prefix)

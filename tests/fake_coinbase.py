@@ -22,7 +22,7 @@ import numpy as np
 
 from pt_candles import resample
 from pt_types import HOUR, Candles, Timeframe
-from tests.fake_http import FakeServer, Fault, Reply, Request, html_429_page
+from tests.fake_http import FakeVenue, Reply, Request, html_429_page
 
 PRODUCTS = "/api/v3/brokerage/market/products/"
 MAX_BUCKETS = 350
@@ -55,7 +55,7 @@ def _rfc3339(t: float) -> str:
     return str(stamp) + "Z"
 
 
-class FakeCoinbase:
+class FakeCoinbase(FakeVenue):
     """Coinbase's public market endpoints over ``hourly`` candles per coin; a context manager.
 
     Knobs (plain attributes, change them any time): ``now`` (no candle opening later is served),
@@ -81,22 +81,8 @@ class FakeCoinbase:
         self.mangle_rows: Callable[[list[dict[str, str]]], list[Any]] | None = None
         self.unknown_product_status = 404
         self.product_reply: Reply | None = None
-        self.server = FakeServer()
+        super().__init__()
         self.server.route_prefix("GET", PRODUCTS, self._route)
-
-    def __enter__(self) -> FakeCoinbase:
-        self.server.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.__exit__(*exc)
-
-    @property
-    def base_url(self) -> str:
-        return self.server.base_url
-
-    def fail(self, fault: Fault) -> None:
-        self.server.fail(fault)
 
     def candle_requests(self) -> list[Request]:
         return [r for r in self.server.requests_to(PRODUCTS) if r.path.endswith("/candles")]

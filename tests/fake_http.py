@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -182,6 +182,30 @@ class FakeServer:
                 return  # keep test output clean
 
         return _Handler
+
+
+class FakeVenue:
+    """Base of the fake venues: owns a :class:`FakeServer` and is used as a context manager."""
+
+    def __init__(self) -> None:
+        self.server = FakeServer()
+
+    def __enter__(self: _V) -> _V:
+        self.server.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.__exit__(*exc)
+
+    @property
+    def base_url(self) -> str:
+        return self.server.base_url
+
+    def fail(self, fault: Fault) -> None:
+        self.server.fail(fault)
+
+
+_V = TypeVar("_V", bound=FakeVenue)
 
 
 def html_429_page() -> Reply:

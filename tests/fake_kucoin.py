@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from pt_types import HOUR, Candles, FloatArray
-from tests.fake_http import FakeServer, Fault, Reply, Request
+from tests.fake_http import FakeVenue, Reply, Request
 
 CANDLES_PATH = "/api/v1/market/candles"
 LEVEL1_PATH = "/api/v1/market/orderbook/level1"
@@ -75,7 +75,7 @@ def aggregate(hourly: Candles, size: int) -> Candles:
     )
 
 
-class FakeKucoin:
+class FakeKucoin(FakeVenue):
     """KuCoin's candle, level-1 and all-tickers endpoints over bundled hourly candles."""
 
     def __init__(
@@ -94,24 +94,10 @@ class FakeKucoin:
         self.empty_pages = False
         self.mangle_rows: Callable[[Rows], list[Any]] | None = None
         self.ticker_overrides: dict[str, dict[str, Any]] = {}
-        self.server = FakeServer()
+        super().__init__()
         self.server.route("GET", CANDLES_PATH, self._candles)
         self.server.route("GET", LEVEL1_PATH, self._level1)
         self.server.route("GET", ALL_TICKERS_PATH, self._all_tickers)
-
-    def __enter__(self) -> FakeKucoin:
-        self.server.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.__exit__(*exc)
-
-    @property
-    def base_url(self) -> str:
-        return self.server.base_url
-
-    def fail(self, fault: Fault) -> None:
-        self.server.fail(fault)
 
     def requests_to(self, path: str) -> list[Request]:
         return self.server.requests_to(path)
