@@ -109,7 +109,7 @@ def status_report(layout: DataLayout, settings: Settings, history: list[CoinHist
         lines.append(f"no bundled history for {', '.join(missing)} (demo mode cannot trade them)")
     lines += [
         "",
-        "Ready so far: settings, data folder, logs, bundled history.",
+        "Ready so far: settings, data folder, logs, bundled history, market data.",
         "Not built yet: trainer, thinker, trader and the hub window (see ROADMAP.md).",
     ]
     return "\n".join(lines)
