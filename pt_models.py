@@ -1,0 +1,192 @@
+"""Trained models on disk: ``models/<COIN>/`` (numpy arrays + ``meta.json``).
+
+The trainer writes a whole new model folder and swaps it in, so a stopped or crashed training
+leaves the previous model intact, and a reader never sees half a model. The thinker keeps
+learning live and saves what it learned beside the model as ``learned-<model_id>.npz``: the
+original lost every learned weight; here a restart continues where it left off, and a newly
+trained model (a new ``model_id``) is never mixed with weights learned on an older one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import secrets
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pt_errors import PowerTraderError
+from pt_patterns import MemoryArrays, PatternConfig
+from pt_state import DataLayout, atomic_write_bytes, atomic_write_json
+from pt_types import Timeframe
+
+log = logging.getLogger(__name__)
+
+MODEL_SCHEMA = 1
+STALE_AFTER = 14 * 24 * 3600  # the original's rule: a model older than 14 days is stale
+META_FILE = "meta.json"
+
+
+class ModelError(PowerTraderError):
+    """A model is missing, damaged or from an unknown format; the message says what to do."""
+
+
+class ModelMissingError(ModelError):
+    """The coin has never been trained (in this data folder)."""
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    coin: str
+    model_id: str
+    trained_at: float  # on the mode's clock (simulated in demo)
+    data_from: int  # first and last candle open time used, UTC seconds
+    data_to: int
+    config: dict[str, Any]
+    code_version: str
+    accuracy: dict[str, dict[str, float]] = field(default_factory=dict)  # per timeframe
+    schema: int = MODEL_SCHEMA
+
+    @property
+    def pattern_config(self) -> PatternConfig:
+        return PatternConfig(**self.config)
+
+
+@dataclass(frozen=True)
+class Model:
+    meta: ModelMeta
+    memories: dict[Timeframe, MemoryArrays]
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """What the hub and thinker show per coin."""
+
+    coin: str
+    state: str  # "trained", "stale", "missing" or "damaged"
+    detail: str
+    trained_at: float | None = None
+
+
+def new_model_id(coin: str, trained_at: float) -> str:
+    return f"{coin.upper()}-{int(trained_at)}-{secrets.token_hex(3)}"
+
+
+def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]
+    return buffer.getvalue()
+
+
+def _memory_arrays(data: Any, prefix: str, where: Path) -> MemoryArrays:
+    try:
+        return MemoryArrays(
+            np.asarray(data[f"{prefix}patterns"], dtype=float),
+            np.asarray(data[f"{prefix}outcomes"], dtype=float),
+            np.asarray(data[f"{prefix}weights"], dtype=float),
+            float(data[f"{prefix}threshold"]),
+        )
+    except (KeyError, ValueError) as exc:
+        raise ModelError(f"{where}: missing or bad array ({exc}); train the coin again") from exc
+
+
+def _pack(memories: dict[Timeframe, MemoryArrays]) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for tf, m in memories.items():
+        out[f"{tf.value}_patterns"] = m.patterns
+        out[f"{tf.value}_outcomes"] = m.outcomes
+        out[f"{tf.value}_weights"] = m.weights
+        out[f"{tf.value}_threshold"] = np.array(m.threshold)
+    return out
+
+
+def save_model(layout: DataLayout, model: Model) -> Path:
+    """Write the model to a new folder, then swap it in place of the old one."""
+    coin = model.meta.coin.upper()
+    final = layout.model_dir(coin)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = final.parent / f".new-{coin}-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    atomic_write_bytes(staging / "memories.npz", _npz_bytes(_pack(model.memories)))
+    atomic_write_json(staging / META_FILE, asdict(model.meta))
+    retired = final.parent / f".old-{coin}-{os.getpid()}"
+    if final.exists():
+        final.replace(retired)
+    staging.replace(final)
+    shutil.rmtree(retired, ignore_errors=True)
+    log.info("saved model %s for %s in %s", model.meta.model_id, coin, final)
+    return final
+
+
+def load_meta(layout: DataLayout, coin: str) -> ModelMeta:
+    path = layout.model_dir(coin) / META_FILE
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelMissingError(f"{coin}: not trained yet ({path} missing); train it") from None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path} is damaged ({exc}); train the coin again") from exc
+    if not isinstance(raw, dict) or raw.get("schema") != MODEL_SCHEMA:
+        found = raw.get("schema") if isinstance(raw, dict) else raw
+        raise ModelError(
+            f"{path}: model format {found!r} is not {MODEL_SCHEMA}; train the coin again"
+        )
+    try:
+        return ModelMeta(**raw)
+    except TypeError as exc:
+        raise ModelError(f"{path}: unexpected fields ({exc}); train the coin again") from exc
+
+
+def load_model(layout: DataLayout, coin: str) -> Model:
+    """The coin's model; with what the thinker learned live when it belongs to this model."""
+    meta = load_meta(layout, coin)
+    folder = layout.model_dir(coin)
+    learned = folder / f"learned-{meta.model_id}.npz"
+    path = learned if learned.exists() else folder / "memories.npz"
+    try:
+        with np.load(path) as data:
+            memories = {tf: _memory_arrays(data, f"{tf.value}_", path) for tf in Timeframe}
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path} cannot be read ({exc}); train the coin again") from exc
+    return Model(meta, memories)
+
+
+def save_learned(
+    layout: DataLayout, meta: ModelMeta, memories: dict[Timeframe, MemoryArrays]
+) -> None:
+    """Persist live learning for this model (only if the model on disk is still this one)."""
+    folder = layout.model_dir(meta.coin)
+    try:
+        on_disk = load_meta(layout, meta.coin).model_id
+    except ModelError:
+        on_disk = None
+    if on_disk != meta.model_id:
+        log.info("%s: model was replaced; live learning of %s not saved", meta.coin, meta.model_id)
+        return
+    atomic_write_bytes(folder / f"learned-{meta.model_id}.npz", _npz_bytes(_pack(memories)))
+
+
+def model_status(layout: DataLayout, coin: str, now: float) -> ModelStatus:
+    try:
+        meta = load_meta(layout, coin)
+    except ModelMissingError as exc:
+        return ModelStatus(coin, "missing", str(exc))
+    except ModelError as exc:
+        return ModelStatus(coin, "damaged", str(exc))
+    age = now - meta.trained_at
+    if age > STALE_AFTER:
+        days = age / 86400
+        return ModelStatus(
+            coin,
+            "stale",
+            f"{coin}: trained {days:.0f} days ago (over 14); train it again",
+            meta.trained_at,
+        )
+    return ModelStatus(coin, "trained", f"{coin}: trained", meta.trained_at)
