@@ -113,6 +113,26 @@ class ExchangeSettings(_Section):
         return order
 
 
+class PredictorSettings(_Section):
+    """The kNN pattern predictor (trainer and thinker)."""
+
+    pattern_length: int = Field(
+        1, ge=1, le=8, description="closed candles per pattern (the original used 1)"
+    )
+    target_matches: int = Field(
+        20, ge=1, le=500, description="how many similar past patterns a prediction aims for"
+    )
+    distance: Literal["relative", "absolute"] = Field(
+        "relative", description="pattern distance: the original's relative one, or absolute"
+    )
+    bound_pct: float = Field(
+        0.5, ge=0, le=10, description="bound lines sit this far beyond the predicted low/high"
+    )
+    signal_seconds: float = Field(
+        2.0, gt=0, le=300, description="how often the thinker refreshes prices and levels"
+    )
+
+
 class NotificationSettings(_Section):
     """Email, Discord, Telegram and webhooks; filled in by the notifications work."""
 
@@ -178,6 +198,7 @@ class Settings(BaseModel):
     demo: DemoSettings = DemoSettings()
     paper: PaperSettings = PaperSettings()
     exchanges: ExchangeSettings = ExchangeSettings()
+    predictor: PredictorSettings = PredictorSettings()
     notifications: NotificationSettings = NotificationSettings()
     risk: RiskSettings = RiskSettings()
     logging: LoggingSettings = LoggingSettings()
