@@ -1,0 +1,107 @@
+"""Model store: atomic swap, live learning kept per model, status of each coin."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pt_models import (
+    STALE_AFTER,
+    Model,
+    ModelError,
+    ModelMeta,
+    load_meta,
+    load_model,
+    model_status,
+    new_model_id,
+    save_learned,
+    save_model,
+)
+from pt_patterns import MemoryArrays, PatternConfig
+from pt_state import DataLayout
+from pt_types import Timeframe
+
+NOW = 1_700_000_000.0
+
+
+def arrays(value: float, n: int = 3) -> MemoryArrays:
+    return MemoryArrays(np.full((n, 1), value), np.full((n, 3), value), np.ones((n, 3)), 12.5)
+
+
+def model(coin: str = "BTC", value: float = 1.0) -> Model:
+    meta = ModelMeta(
+        coin=coin,
+        model_id=new_model_id(coin, NOW),
+        trained_at=NOW,
+        data_from=0,
+        data_to=3600,
+        config=asdict(PatternConfig()),
+        code_version="3.0.0-dev",
+        accuracy={"1h": {"mae_high": 0.36}},
+    )
+    return Model(meta, {tf: arrays(value) for tf in Timeframe})
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> DataLayout:
+    return DataLayout(tmp_path).ensure()
+
+
+def test_round_trip(layout: DataLayout) -> None:
+    saved = model()
+    save_model(layout, saved)
+    loaded = load_model(layout, "btc")
+    assert loaded.meta == saved.meta
+    assert loaded.meta.pattern_config == PatternConfig()
+    for tf in Timeframe:
+        np.testing.assert_array_equal(loaded.memories[tf].patterns, saved.memories[tf].patterns)
+        assert loaded.memories[tf].threshold == 12.5
+
+
+def test_a_new_model_replaces_the_old_without_leftovers(layout: DataLayout) -> None:
+    save_model(layout, model(value=1.0))
+    second = model(value=2.0)
+    save_model(layout, second)
+    assert load_meta(layout, "BTC").model_id == second.meta.model_id
+    assert load_model(layout, "BTC").memories[Timeframe.H4].patterns[0, 0] == 2.0
+    assert sorted(p.name for p in layout.models_dir.iterdir()) == ["BTC"]
+
+
+def test_live_learning_is_used_only_with_its_own_model(layout: DataLayout) -> None:
+    first = model()
+    save_model(layout, first)
+    learned = {tf: arrays(7.0, n=4) for tf in Timeframe}
+    save_learned(layout, first.meta, learned)
+    assert len(load_model(layout, "BTC").memories[Timeframe.H1].patterns) == 4
+    save_model(layout, model(value=3.0))  # retrained: the old learning no longer applies
+    assert load_model(layout, "BTC").memories[Timeframe.H1].patterns[0, 0] == 3.0
+    save_learned(layout, first.meta, learned)  # a thinker still holding the old model
+    assert not list(layout.model_dir("BTC").glob(f"learned-{first.meta.model_id}*"))
+
+
+def test_status_of_each_kind_of_coin(layout: DataLayout) -> None:
+    assert model_status(layout, "ETH", NOW).state == "missing"
+    save_model(layout, model())
+    assert model_status(layout, "BTC", NOW + 3600).state == "trained"
+    stale = model_status(layout, "BTC", NOW + STALE_AFTER + 86400)
+    assert stale.state == "stale" and "15 days ago" in stale.detail
+    (layout.model_dir("BTC") / "meta.json").write_text("{not json")
+    damaged = model_status(layout, "BTC", NOW)
+    assert damaged.state == "damaged" and "train the coin again" in damaged.detail
+
+
+def test_unknown_format_and_damaged_arrays_are_explained(layout: DataLayout) -> None:
+    saved = model()
+    save_model(layout, saved)
+    meta_file = layout.model_dir("BTC") / "meta.json"
+    meta_file.write_text(json.dumps({**asdict(saved.meta), "schema": 99}))
+    with pytest.raises(ModelError, match="model format 99 is not 1"):
+        load_meta(layout, "BTC")
+    save_model(layout, replace(saved, meta=replace(saved.meta, model_id="BTC-x")))
+    (layout.model_dir("BTC") / "memories.npz").write_bytes(b"garbage")
+    with pytest.raises(ModelError, match="cannot be read"):
+        load_model(layout, "BTC")
