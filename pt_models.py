@@ -144,18 +144,29 @@ def load_meta(layout: DataLayout, coin: str) -> ModelMeta:
         raise ModelError(f"{path}: unexpected fields ({exc}); train the coin again") from exc
 
 
+def _read_memories(path: Path) -> dict[Timeframe, MemoryArrays]:
+    try:
+        with np.load(path) as data:
+            return {tf: _memory_arrays(data, f"{tf.value}_", path) for tf in Timeframe}
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path} cannot be read ({exc}); train the coin again") from exc
+
+
 def load_model(layout: DataLayout, coin: str) -> Model:
-    """The coin's model; with what the thinker learned live when it belongs to this model."""
+    """The coin's model; with what the thinker learned live when it belongs to this model.
+
+    A damaged live-learning file costs only that learning: the trained memories are used, with
+    a warning, rather than leaving the coin without signals until it is retrained.
+    """
     meta = load_meta(layout, coin)
     folder = layout.model_dir(coin)
     learned = folder / f"learned-{meta.model_id}.npz"
-    path = learned if learned.exists() else folder / "memories.npz"
-    try:
-        with np.load(path) as data:
-            memories = {tf: _memory_arrays(data, f"{tf.value}_", path) for tf in Timeframe}
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{path} cannot be read ({exc}); train the coin again") from exc
-    return Model(meta, memories)
+    if learned.exists():
+        try:
+            return Model(meta, _read_memories(learned))
+        except ModelError as exc:
+            log.warning("%s; using the trained memories without live learning", exc)
+    return Model(meta, _read_memories(folder / "memories.npz"))
 
 
 def save_learned(

@@ -105,3 +105,15 @@ def test_unknown_format_and_damaged_arrays_are_explained(layout: DataLayout) -> 
     (layout.model_dir("BTC") / "memories.npz").write_bytes(b"garbage")
     with pytest.raises(ModelError, match="cannot be read"):
         load_model(layout, "BTC")
+
+
+def test_a_damaged_learning_file_falls_back_to_the_trained_memories(
+    layout: DataLayout, caplog: pytest.LogCaptureFixture
+) -> None:
+    saved = model(value=5.0)
+    save_model(layout, saved)
+    (layout.model_dir("BTC") / f"learned-{saved.meta.model_id}.npz").write_bytes(b"junk")
+    with caplog.at_level("WARNING"):
+        loaded = load_model(layout, "BTC")
+    assert loaded.memories[Timeframe.H1].patterns[0, 0] == 5.0
+    assert "using the trained memories without live learning" in caplog.text
