@@ -21,7 +21,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "pure",
         ("pt_candles", "pt_price_path", "pt_patterns", "pt_strategy", "pt_volume", "pt_correlation",
-         "pt_position_sizing", "pt_risk", "pt_metrics", "pt_config_schema"),
+         "pt_position_sizing", "pt_risk", "pt_metrics", "pt_config_schema", "pt_accuracy",
+         "pt_training", "pt_signals"),
     ),
     (
         "adapters",
