@@ -1,7 +1,10 @@
 """Trained models on disk: ``models/<COIN>/`` (numpy arrays + ``meta.json``).
 
-The trainer writes a whole new model folder and swaps it in, so a stopped or crashed training
-leaves the previous model intact, and a reader never sees half a model. The thinker keeps
+Layout: each training writes a new folder ``models/<COIN>/<model_id>/`` (``memories.npz`` and
+``meta.json``) and then points ``models/<COIN>/current.json`` at it with one atomic replace. A
+stopped or crashed training therefore leaves the previous model in force, and a reader never
+sees half a model, nor a moment without one. The previous version is kept (a reader may be
+loading it) and older ones are removed. The thinker keeps
 learning live and saves what it learned beside the model as ``learned-<model_id>.npz``: the
 original lost every learned weight; here a restart continues where it left off, and a newly
 trained model (a new ``model_id``) is never mixed with weights learned on an older one.
@@ -12,7 +15,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import secrets
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 MODEL_SCHEMA = 1
 STALE_AFTER = 14 * 24 * 3600  # the original's rule: a model older than 14 days is stale
 META_FILE = "meta.json"
+CURRENT_FILE = "current.json"
 
 
 class ModelError(PowerTraderError):
@@ -106,31 +109,83 @@ def _pack(memories: dict[Timeframe, MemoryArrays]) -> dict[str, np.ndarray]:
     return out
 
 
+def current_marker(layout: DataLayout, coin: str) -> Path:
+    """The file that changes exactly when a coin gets a new model (cheap to stat)."""
+    return layout.model_dir(coin) / CURRENT_FILE
+
+
+def _current_id(folder: Path) -> str | None:
+    try:
+        raw = json.loads((folder / CURRENT_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise ModelError(
+            f"{folder / CURRENT_FILE} is damaged ({exc}); train the coin again"
+        ) from exc
+    model_id = raw.get("model_id") if isinstance(raw, dict) else None
+    if not isinstance(model_id, str) or not model_id or "/" in model_id or model_id[0] == ".":
+        raise ModelError(f"{folder / CURRENT_FILE} names no model; train the coin again")
+    return model_id
+
+
 def save_model(layout: DataLayout, model: Model) -> Path:
-    """Write the model to a new folder, then swap it in place of the old one."""
+    """Write the model into its own new folder, then make it the current one atomically."""
     coin = model.meta.coin.upper()
-    final = layout.model_dir(coin)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = final.parent / f".new-{coin}-{os.getpid()}"
+    folder = layout.model_dir(coin)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        previous = _current_id(folder)
+    except ModelError:
+        previous = None
+    staging = folder / f".staging-{model.meta.model_id}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     atomic_write_bytes(staging / "memories.npz", _npz_bytes(_pack(model.memories)))
     atomic_write_json(staging / META_FILE, asdict(model.meta))
-    retired = final.parent / f".old-{coin}-{os.getpid()}"
-    if final.exists():
-        final.replace(retired)
-    staging.replace(final)
-    shutil.rmtree(retired, ignore_errors=True)
-    log.info("saved model %s for %s in %s", model.meta.model_id, coin, final)
-    return final
+    version = folder / model.meta.model_id
+    staging.replace(version)
+    atomic_write_json(folder / CURRENT_FILE, {"model_id": model.meta.model_id})
+    tidy_model_folder(layout, coin, keep={model.meta.model_id, previous or ""})
+    log.info("saved model %s for %s in %s", model.meta.model_id, coin, version)
+    return version
+
+
+def tidy_model_folder(layout: DataLayout, coin: str, *, keep: set[str] | None = None) -> None:
+    """Remove half-written staging folders, and with ``keep`` every model version (and its live
+    learning) not in it: versions no reader can still be loading."""
+    folder = layout.model_dir(coin)
+    if not folder.is_dir():
+        return
+    for entry in folder.iterdir():
+        version = _version_of(entry)
+        if entry.name.startswith(".staging-"):
+            log.info("%s: removing %s left by an interrupted training", coin, entry.name)
+            shutil.rmtree(entry, ignore_errors=True)
+        elif keep is not None and version is not None and version not in keep:
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+
+
+def _version_of(entry: Path) -> str | None:
+    """The model id a folder entry belongs to (``<id>/`` or ``learned-<id>.npz``), if any."""
+    if entry.is_dir() and not entry.name.startswith("."):
+        return entry.name
+    if entry.name.startswith("learned-") and entry.name.endswith(".npz"):
+        return entry.name.removeprefix("learned-").removesuffix(".npz")
+    return None
 
 
 def load_meta(layout: DataLayout, coin: str) -> ModelMeta:
-    path = layout.model_dir(coin) / META_FILE
+    folder = layout.model_dir(coin)
+    model_id = _current_id(folder)
+    if model_id is None:
+        raise ModelMissingError(f"{coin}: not trained yet (no model in {folder}); train it")
+    path = folder / model_id / META_FILE
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelMissingError(f"{coin}: not trained yet ({path} missing); train it") from None
     except (OSError, ValueError) as exc:
         raise ModelError(f"{path} is damaged ({exc}); train the coin again") from exc
     if not isinstance(raw, dict) or raw.get("schema") != MODEL_SCHEMA:
@@ -166,7 +221,7 @@ def load_model(layout: DataLayout, coin: str) -> Model:
             return Model(meta, _read_memories(learned))
         except ModelError as exc:
             log.warning("%s; using the trained memories without live learning", exc)
-    return Model(meta, _read_memories(folder / "memories.npz"))
+    return Model(meta, _read_memories(folder / meta.model_id / "memories.npz"))
 
 
 def save_learned(

@@ -32,7 +32,14 @@ from pt_config_schema import PredictorSettings, Settings
 from pt_errors import PowerTraderError
 from pt_locks import SingleInstanceLock
 from pt_logging import setup_logging
-from pt_models import ModelError, ModelMeta, load_model, model_status, save_learned
+from pt_models import (
+    ModelError,
+    ModelMeta,
+    current_marker,
+    load_model,
+    model_status,
+    save_learned,
+)
 from pt_patterns import Memory, PatternConfig
 from pt_replay import DemoClockError, SimClock
 from pt_signals import (
@@ -182,7 +189,7 @@ class Thinker:
             slot.predictor, slot.meta, slot.meta_key = None, None, None
             kind = CoinStatus.NOT_TRAINED if status.state == "missing" else CoinStatus.DAMAGED_MODEL
             return kind, status.detail
-        key = _stat_key(self.layout.model_dir(slot.coin) / "meta.json")
+        key = _stat_key(current_marker(self.layout, slot.coin))
         if key != slot.meta_key:
             slot.meta_key = key
             self._load(slot)

@@ -20,6 +20,7 @@ from pt_models import (
     new_model_id,
     save_learned,
     save_model,
+    tidy_model_folder,
 )
 from pt_patterns import MemoryArrays, PatternConfig
 from pt_state import DataLayout
@@ -62,13 +63,31 @@ def test_round_trip(layout: DataLayout) -> None:
         assert loaded.memories[tf].threshold == 12.5
 
 
-def test_a_new_model_replaces_the_old_without_leftovers(layout: DataLayout) -> None:
-    save_model(layout, model(value=1.0))
-    second = model(value=2.0)
-    save_model(layout, second)
-    assert load_meta(layout, "BTC").model_id == second.meta.model_id
-    assert load_model(layout, "BTC").memories[Timeframe.H4].patterns[0, 0] == 2.0
+def test_a_new_model_replaces_the_old_and_one_previous_version_is_kept(
+    layout: DataLayout,
+) -> None:
+    first, second, third = model(value=1.0), model(value=2.0), model(value=3.0)
+    for saved in (first, second, third):
+        save_model(layout, saved)
+    assert load_meta(layout, "BTC").model_id == third.meta.model_id
+    assert load_model(layout, "BTC").memories[Timeframe.H4].patterns[0, 0] == 3.0
+    folder = layout.model_dir("BTC")
+    # the previous version stays for a reader that may be loading it; older ones go
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["current.json", second.meta.model_id, third.meta.model_id]
+    )
     assert sorted(p.name for p in layout.models_dir.iterdir()) == ["BTC"]
+
+
+def test_the_current_model_never_disappears_during_a_save(layout: DataLayout) -> None:
+    first = model(value=1.0)
+    save_model(layout, first)
+    staging = layout.model_dir("BTC") / ".staging-half"
+    staging.mkdir()  # a save killed half way
+    (staging / "memories.npz").write_bytes(b"half")
+    assert load_meta(layout, "BTC").model_id == first.meta.model_id
+    tidy_model_folder(layout, "BTC")
+    assert not staging.exists() and load_meta(layout, "BTC").model_id == first.meta.model_id
 
 
 def test_live_learning_is_used_only_with_its_own_model(layout: DataLayout) -> None:
@@ -79,8 +98,12 @@ def test_live_learning_is_used_only_with_its_own_model(layout: DataLayout) -> No
     assert len(load_model(layout, "BTC").memories[Timeframe.H1].patterns) == 4
     save_model(layout, model(value=3.0))  # retrained: the old learning no longer applies
     assert load_model(layout, "BTC").memories[Timeframe.H1].patterns[0, 0] == 3.0
-    save_learned(layout, first.meta, learned)  # a thinker still holding the old model
-    assert not list(layout.model_dir("BTC").glob(f"learned-{first.meta.model_id}*"))
+    old_learning = layout.model_dir("BTC") / f"learned-{first.meta.model_id}.npz"
+    before = old_learning.read_bytes()
+    save_learned(layout, first.meta, {tf: arrays(9.0, n=9) for tf in Timeframe})
+    assert old_learning.read_bytes() == before  # a thinker holding the old model writes nothing
+    save_model(layout, model(value=4.0))  # two versions on, the old learning is removed
+    assert not old_learning.exists()
 
 
 def test_status_of_each_kind_of_coin(layout: DataLayout) -> None:
@@ -89,7 +112,7 @@ def test_status_of_each_kind_of_coin(layout: DataLayout) -> None:
     assert model_status(layout, "BTC", NOW + 3600).state == "trained"
     stale = model_status(layout, "BTC", NOW + STALE_AFTER + 86400)
     assert stale.state == "stale" and "15 days ago" in stale.detail
-    (layout.model_dir("BTC") / "meta.json").write_text("{not json")
+    (layout.model_dir("BTC") / "current.json").write_text("{not json")
     damaged = model_status(layout, "BTC", NOW)
     assert damaged.state == "damaged" and "train the coin again" in damaged.detail
 
@@ -97,12 +120,12 @@ def test_status_of_each_kind_of_coin(layout: DataLayout) -> None:
 def test_unknown_format_and_damaged_arrays_are_explained(layout: DataLayout) -> None:
     saved = model()
     save_model(layout, saved)
-    meta_file = layout.model_dir("BTC") / "meta.json"
+    meta_file = layout.model_dir("BTC") / saved.meta.model_id / "meta.json"
     meta_file.write_text(json.dumps({**asdict(saved.meta), "schema": 99}))
     with pytest.raises(ModelError, match="model format 99 is not 1"):
         load_meta(layout, "BTC")
     save_model(layout, replace(saved, meta=replace(saved.meta, model_id="BTC-x")))
-    (layout.model_dir("BTC") / "memories.npz").write_bytes(b"garbage")
+    (layout.model_dir("BTC") / "BTC-x" / "memories.npz").write_bytes(b"garbage")
     with pytest.raises(ModelError, match="cannot be read"):
         load_model(layout, "BTC")
 

@@ -194,7 +194,7 @@ def test_missing_damaged_stale_and_mismatched_models_get_no_signal(layout: DataL
     save_model(layout, tiny_model("XRP", NOW - 15 * DAY))
     save_model(layout, tiny_model("BNB", NOW - DAY))
     (layout.model_dir("DOGE")).mkdir(parents=True)
-    (layout.model_dir("DOGE") / "meta.json").write_text("{not json")
+    (layout.model_dir("DOGE") / "current.json").write_text("{not json")
     clock = FakeClock(NOW)
     thinker, _ = make_thinker(layout, clock)
     coins = ["BTC", "ETH", "XRP", "DOGE", "BNB"]
