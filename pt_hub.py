@@ -109,8 +109,9 @@ def status_report(layout: DataLayout, settings: Settings, history: list[CoinHist
         lines.append(f"no bundled history for {', '.join(missing)} (demo mode cannot trade them)")
     lines += [
         "",
-        "Ready so far: settings, data folder, logs, bundled history, market data.",
-        "Not built yet: trainer, thinker, trader and the hub window (see ROADMAP.md).",
+        "Ready so far: settings, data folder, logs, bundled history, market data, predictor.",
+        "Train: python pt_trainer.py COIN; signals: python pt_thinker.py (see README).",
+        "Not built yet: the trader and the hub window (see ROADMAP.md).",
     ]
     return "\n".join(lines)
 
