@@ -9,6 +9,7 @@ display: it says so and runs headless.
 from __future__ import annotations
 
 import argparse
+import calendar
 import logging
 import os
 import sys
@@ -22,7 +23,10 @@ import pt_ohlcv
 from pt_candles import find_gaps
 from pt_config_schema import Settings
 from pt_logging import setup_logging
+from pt_models import model_status
+from pt_replay import read_clock, sim_time
 from pt_state import DataDirError, DataLayout, resolve_data_dir
+from pt_thinker import read_signals
 from pt_types import HOUR, Mode
 
 log = logging.getLogger(__name__)
@@ -107,6 +111,7 @@ def status_report(layout: DataLayout, settings: Settings, history: list[CoinHist
     missing = [c for c in settings.coins if c not in {h.coin for h in history}]
     if missing:
         lines.append(f"no bundled history for {', '.join(missing)} (demo mode cannot trade them)")
+    lines += predictor_lines(layout, settings, time.time())
     lines += [
         "",
         "Ready so far: settings, data folder, logs, bundled history, market data, predictor.",
@@ -114,6 +119,36 @@ def status_report(layout: DataLayout, settings: Settings, history: list[CoinHist
         "Not built yet: the trader and the hub window (see ROADMAP.md).",
     ]
     return "\n".join(lines)
+
+
+def mode_now(layout: DataLayout, settings: Settings, wall_now: float) -> float:
+    """The mode's clock: simulated in demo (the demo start until the clock is started)."""
+    if settings.mode is not Mode.DEMO:
+        return wall_now
+    state = read_clock(layout)
+    if state is not None:
+        return sim_time(state, wall_now)
+    return calendar.timegm(time.strptime(settings.demo.start, "%Y-%m-%d"))
+
+
+def predictor_lines(layout: DataLayout, settings: Settings, wall_now: float) -> list[str]:
+    """Each coin's model, and its latest levels when the thinker wrote them recently."""
+    now = mode_now(layout, settings, wall_now)
+    snapshot = read_signals(layout)
+    fresh = snapshot is not None and snapshot.age(wall_now) < 60
+    lines = ["", f"{'coin':<6}{'model':<10}{'signal'}"]
+    for coin in settings.coins:
+        status = model_status(layout, coin, now)
+        trained = f"{status.state:<10}"
+        signal = snapshot.coin(coin) if fresh and snapshot is not None else None
+        if signal is None:
+            levels = "no thinker running" if not fresh else "not in the thinker's signals"
+        elif signal.long_level is None or signal.short_level is None:
+            levels = f"{signal.status.value}: {signal.reason}"
+        else:
+            levels = f"LONG {signal.long_level}  SHORT {signal.short_level}  at {signal.price:g}"
+        lines.append(f"{coin:<6}{trained}{levels}")
+    return lines
 
 
 def prepare(data_dir: str | None) -> tuple[DataLayout, Settings]:

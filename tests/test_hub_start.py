@@ -37,6 +37,7 @@ def test_without_a_display_it_says_so_and_runs_headless(tmp_path: Path) -> None:
     assert "76,543" in btc and "2017-08-17 04:00" in btc and "28 (128 h missing)" in btc
     settings = json.loads((tmp_path / "settings.json").read_text())
     assert settings["mode"] == "demo"
+    assert "BTC   missing   no thinker running" in result.stdout
     assert (tmp_path / "logs" / "hub.jsonl").exists()
 
 
@@ -72,3 +73,21 @@ def test_coins_without_bundled_history_are_named(tmp_path: Path) -> None:
                      env_extra={"POWERTRADER_COINS": "BTC,SOL"})  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "no bundled history for SOL" in result.stdout
+
+
+def test_model_status_per_coin_is_shown(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from pt_models import save_model
+    from pt_state import DataLayout
+    from tests.test_models import model
+
+    trained = model("BTC")
+    demo_start = 1_704_067_200.0  # 2024-01-01, the default demo start
+    save_model(
+        DataLayout(tmp_path), replace(trained, meta=replace(trained.meta, trained_at=demo_start))
+    )
+    result = run_hub("--headless", "--data-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "BTC   trained   no thinker running" in result.stdout
+    assert "ETH   missing" in result.stdout
