@@ -29,7 +29,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("pt_config", "pt_config_legacy", "pt_state", "pt_locks", "pt_logging", "pt_ohlcv",
          "pt_http", "pt_exchanges", "pt_venue_*", "pt_thinker_exchanges", "pt_replay",
          "pt_candle_cache", "pt_models", "pt_broker",
-         "pt_analytics", "pt_notifications", "pt_secrets"),
+         "pt_journal_schema", "pt_journal_reader", "pt_journal", "pt_analytics",
+         "pt_notifications", "pt_secrets"),
     ),
     (
         "processes",
