@@ -434,6 +434,13 @@ def _day_start(day: date | None) -> float | None:
     return None if day is None else datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
 
 
+def _cells(row: tuple[object, ...]) -> tuple[object, ...]:
+    """Floats as the shortest text of their value to 10 decimals: a spreadsheet should show
+    33.49, not the binary leftovers of 33.49000000000001."""
+    return tuple(f"{round(v, 10):.10f}".rstrip("0").rstrip(".") if isinstance(v, float) else v
+                 for v in row)  # fmt: skip
+
+
 def export_csv(
     journal: TradeJournal,
     what: str,
@@ -450,20 +457,20 @@ def export_csv(
     if what == "trades":
         writer.writerow(TRADE_CSV)
         for t in journal.trades(since=since, until=until, coin=coin):
-            writer.writerow((
+            writer.writerow(_cells((
                 t.trade_group_id, t.coin, t.mode.value, t.status, t.result, _iso(t.opened_at),
                 _iso(t.closed_at), t.quantity, t.cost_usd, t.proceeds_usd, t.fees_usd,
                 t.realized_pnl_usd, t.realized_pnl_pct, t.dca_count, t.max_floating_drawdown,
                 t.exit_reason,
-            ))  # fmt: skip
+            )))  # fmt: skip
             n += 1
         return n
     writer.writerow(FILL_CSV)
     for f in journal.iter_fills(since=since, until=until, coin=coin):
-        writer.writerow((
+        writer.writerow(_cells((
             _iso(f.time), f.coin, f.side.value, f.tag.value, f.quantity, f.price, f.fee_usd,
             f.quantity * f.price, f.client_order_id, f.venue_fill_id, f.trade_group_id,
-        ))  # fmt: skip
+        )))  # fmt: skip
         n += 1
     return n
 

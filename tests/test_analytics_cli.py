@@ -179,3 +179,20 @@ def test_a_damaged_or_newer_journal_is_reported(
     con.close()
     assert main(["--data-dir", str(tmp_path), "summary"]) == 1
     assert "Update PowerTrader AI" in capsys.readouterr().err
+
+
+def test_csv_money_has_no_binary_leftovers(tmp_path: Path) -> None:
+    import io
+
+    from pt_analytics import TradeJournal, export_csv
+    from pt_types import Mode
+
+    journal = TradeJournal(tmp_path / "journal.sqlite3", mode=Mode.DEMO, clock=lambda: 1e9)
+    journal.log_entry("BTC", 0.01, 42000.0, 0.42, 1e9, reason="test entry")
+    journal.log_dca("BTC", 0.02, 40950.0, 0.82, 1e9 + 100, reason="test dca")
+    journal.log_exit("BTC", 42500.0, 1.27, 1e9 + 200, reason="test exit")
+    out = io.StringIO()
+    assert export_csv(journal, "trades", out) == 1
+    row = out.getvalue().splitlines()[1].split(",")
+    # cost 0.01*42000+0.42 + 0.02*40950+0.82 = 1240.24; 1275 - 1.27 - 1240.24 = 33.49
+    assert row[8:12] == ["1240.24", "1275", "2.51", "33.49"]
