@@ -20,17 +20,17 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("types", ("pt_types", "pt_errors")),
     (
         "pure",
-        ("pt_candles", "pt_price_path", "pt_patterns", "pt_strategy", "pt_volume", "pt_correlation",
-         "pt_position_sizing", "pt_risk", "pt_metrics", "pt_config_schema", "pt_accuracy",
-         "pt_training", "pt_signals"),
+        ("pt_candles", "pt_price_path", "pt_patterns", "pt_strategy", "pt_strategy_display",
+         "pt_volume", "pt_correlation", "pt_position_sizing", "pt_risk", "pt_metrics",
+         "pt_config_schema", "pt_accuracy", "pt_training", "pt_signals"),
     ),
     (
         "adapters",
         ("pt_config", "pt_config_legacy", "pt_state", "pt_locks", "pt_logging", "pt_ohlcv",
          "pt_http", "pt_exchanges", "pt_venue_*", "pt_thinker_exchanges", "pt_replay",
-         "pt_candle_cache", "pt_models", "pt_broker",
+         "pt_candle_cache", "pt_models", "pt_broker", "pt_robinhood", "pt_robinhood_wire",
          "pt_journal_schema", "pt_journal_reader", "pt_journal", "pt_analytics",
-         "pt_notifications", "pt_secrets"),
+         "pt_notifications", "pt_secrets", "pt_secrets_vault", "pt_secrets_keysource"),
     ),
     (
         "processes",
