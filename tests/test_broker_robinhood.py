@@ -17,25 +17,16 @@ from pt_http import RetryPolicy
 from pt_journal_schema import OrderState
 from pt_robinhood import ORDERS, RobinhoodClient
 from pt_types import OrderIntent, OrderTag, Side
+from tests.fake_clock import FakeClock
 from tests.fake_http import Fault, Reply
 from tests.fake_robinhood import TEST_API_KEY, TEST_SEED, FakeRobinhood
 
 T0 = 1_700_000_000.0
 
 
-class Clock:
-    """Simulated time shared by the client, the broker and the fake; sleeping advances it."""
-
+class Clock(FakeClock):
     def __init__(self, t: float = T0) -> None:
-        self.t = t
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.t += seconds
+        super().__init__(t)
 
 
 @pytest.fixture
