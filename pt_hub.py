@@ -24,7 +24,7 @@ from pt_candles import find_gaps
 from pt_config_schema import Settings
 from pt_logging import setup_logging
 from pt_models import model_status
-from pt_replay import read_clock, sim_time
+from pt_replay import read_clock, sim_time, start_clock
 from pt_state import DataDirError, DataLayout, resolve_data_dir
 from pt_thinker import read_signals
 from pt_types import HOUR, Mode
@@ -151,6 +151,19 @@ def predictor_lines(layout: DataLayout, settings: Settings, wall_now: float) -> 
     return lines
 
 
+def ensure_demo_clock(layout: DataLayout, settings: Settings, wall_now: float) -> str | None:
+    """Start the demo clock at ``demo.start`` if demo mode has none yet (the hub is its only
+    writer); returns a line saying so, or None when nothing was done."""
+    if settings.mode is not Mode.DEMO or read_clock(layout) is not None:
+        return None
+    start = mode_now(layout, settings, wall_now)
+    start_clock(layout, sim_start=start, speed=settings.demo.speed, wall_clock=lambda: wall_now)
+    return (
+        f"demo clock started at {_utc(int(start))} UTC, running {settings.demo.speed:g}x "
+        "(simulated seconds per real second)"
+    )
+
+
 def prepare(data_dir: str | None) -> tuple[DataLayout, Settings]:
     """Data folder, logging and settings; writes settings.json with defaults on first run."""
     layout = DataLayout(resolve_data_dir(data_dir)).ensure()
@@ -181,6 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             out.append(f"{problem}: running headless (python pt_hub.py --headless).")
         else:
             out.append("The hub window is not built yet in this release: status follows.")
+    started = ensure_demo_clock(layout, settings, time.time())
+    if started:
+        out.append(started)
     out.append(status_report(layout, settings, bundled_history(settings.coins)))
     print("\n".join(out))  # noqa: T201  (CLI output)
     return 0

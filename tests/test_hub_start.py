@@ -38,6 +38,10 @@ def test_without_a_display_it_says_so_and_runs_headless(tmp_path: Path) -> None:
     settings = json.loads((tmp_path / "settings.json").read_text())
     assert settings["mode"] == "demo"
     assert "BTC   missing   no thinker running" in result.stdout
+    assert "demo clock started at 2024-01-01 00:00 UTC, running 60x" in result.stdout
+    assert (tmp_path / "state" / "clock.json").exists()
+    again = run_hub("--headless", "--data-dir", str(tmp_path))
+    assert "demo clock started" not in again.stdout  # started once; the clock keeps running
     assert (tmp_path / "logs" / "hub.jsonl").exists()
 
 
