@@ -31,7 +31,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
          "pt_candle_cache", "pt_models", "pt_broker", "pt_broker_paper", "pt_broker_robinhood",
          "pt_robinhood", "pt_robinhood_wire",
          "pt_journal_schema", "pt_journal_reader", "pt_journal", "pt_analytics",
-         "pt_notifications", "pt_secrets", "pt_secrets_vault", "pt_secrets_keysource"),
+         "pt_notifications", "pt_secrets", "pt_secrets_vault", "pt_secrets_keysource",
+         "pt_trader_core"),
     ),
     (
         "processes",

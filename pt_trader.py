@@ -1,0 +1,267 @@
+"""The trader process: ``python pt_trader.py [--data-dir DIR] [--once]``.
+
+A composition root: the data folder, logging, the single-instance lock ``trader``, settings hot
+reload, the broker for the mode (demo/paper: the paper broker over the journal, priced by the
+market data; live: Robinhood with the encrypted credentials), and the tick loop around
+:class:`pt_trader_core.Trader`. Unfinished orders are reconciled with the broker before the
+first tick. Writes ``state/trader_status.json`` (schema ``trader_status/1``) and a heartbeat;
+obeys the hub's control file (STOP exits 0, PAUSE sends no new orders but keeps reporting).
+
+The mode is fixed for the life of the process (the journal writer is stamped with it); a mode
+change in the settings is logged and takes effect when the hub restarts the trader.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal as os_signal
+import sys
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from pt_broker import Broker, BrokerQuote
+from pt_broker_paper import PaperBroker
+from pt_broker_robinhood import RobinhoodBroker
+from pt_config import SettingsError, SettingsWatcher
+from pt_config_schema import Settings
+from pt_errors import PowerTraderError
+from pt_journal import TradeJournal
+from pt_locks import SingleInstanceLock
+from pt_logging import setup_logging
+from pt_replay import DemoClockError, SimClock
+from pt_robinhood import RobinhoodClient
+from pt_secrets import SecretsError, SecretStore, choose_key_source, load_robinhood
+from pt_state import (
+    AlreadyRunningError,
+    DataDirError,
+    DataLayout,
+    StateWriter,
+    read_control,
+    resolve_data_dir,
+    write_heartbeat,
+)
+from pt_strategy import StrategyConfig, buy_pnl_pct, sell_pnl_pct
+from pt_strategy_display import dca_line
+from pt_thinker import read_signals
+from pt_thinker_exchanges import build_market
+from pt_trader_core import TickResult, Trader
+from pt_types import ControlCommand, Mode
+
+log = logging.getLogger(__name__)
+
+PROC = "trader"
+STATUS_SCHEMA = "trader_status/1"
+TICK_SECONDS = 1.0  # wall seconds between ticks
+Clock = Callable[[], float]
+
+
+def paper_prices(settings: Settings, layout: DataLayout) -> Callable[[str], BrokerQuote]:
+    """The paper broker's quotes: the venues' median price, with the best bid/ask's spread."""
+    market = build_market(settings, layout)
+
+    def prices(coin: str) -> BrokerQuote:
+        agg = market.get_aggregated_current_price(coin)
+        half = max(agg.best_ask - agg.best_bid, 0.0) / 2
+        return BrokerQuote(coin, agg.median_mid - half, agg.median_mid + half, agg.time)
+
+    return prices
+
+
+def live_broker(settings: Settings, layout: DataLayout) -> Broker:
+    """Robinhood with the stored credentials; raises SystemExit(2) with a message without them."""
+
+    def no_terminal(new: bool) -> str:
+        raise SecretsError("the trader cannot ask for a passphrase; unlock the keys in the hub")
+
+    try:
+        store = SecretStore(layout, choose_key_source(layout, no_terminal))
+        creds = load_robinhood(store)
+    except (SecretsError, OSError) as exc:
+        print(f"trader cannot start in live mode: {exc}", file=sys.stderr)  # noqa: T201
+        raise SystemExit(2) from None
+    if creds is None:
+        print(  # noqa: T201
+            "trader cannot start in live mode: no Robinhood credentials are stored; "
+            "add them with the API wizard or `python pt_secrets.py import-original`",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    client = RobinhoodClient(
+        creds.api_key, creds.private_key_seed, base_url=settings.exchanges.robinhood_url
+    )
+    return RobinhoodBroker(client)
+
+
+def status_data(result: TickResult, settings: Settings, mode: Mode) -> dict[str, Any]:
+    """``trader_status/1``: what the hub's trades table shows (no secrets, plain numbers)."""
+    config = StrategyConfig.from_settings(settings)
+    coins = []
+    for view in result.coins:
+        p, m = view.position, view.market
+        qty = p.quantity if p else 0.0
+        avg = p.avg_cost if p else 0.0
+        trailing = view.decision.trailing if view.decision else None
+        line = dca_line(config, p, view.signal)
+        coins.append(
+            {
+                "coin": view.coin,
+                "quantity": qty,
+                "avg_cost": avg,
+                "bid": m.bid if m else None,
+                "ask": m.ask if m else None,
+                "pnl_buy_pct": buy_pnl_pct(avg, m.ask) if m and p else None,
+                "pnl_sell_pct": sell_pnl_pct(avg, m.bid) if m and p else None,
+                "dca_stage": p.dca_stage if p else 0,
+                "next_dca_price": line.price,
+                "next_dca_source": line.source,
+                "next_dca_display": line.display,
+                "trailing_line": trailing.line if trailing else None,
+                "trailing_peak": trailing.peak if trailing else None,
+                "trailing_active": bool(trailing and trailing.active),
+                "trailing_distance_pct": (
+                    (m.bid - trailing.line) / trailing.line * 100 if trailing and m else None
+                ),
+                "reason": view.decision.reason if view.decision else "",
+                "problem": view.problem,
+            }
+        )
+    account = result.account
+    total = account.total_value if account else None
+    cash = account.cash if account else None
+    in_trade = (total - cash) / total * 100 if total and cash is not None else None
+    return {
+        "mode": mode.value,
+        "time": result.now,
+        "problem": result.problem,
+        "account": {"cash": cash, "total_value": total, "percent_in_trade": in_trade},
+        "coins": coins,
+    }
+
+
+class Runner:
+    """Control file, heartbeat, status file and the tick period around a :class:`Trader`."""
+
+    def __init__(
+        self,
+        layout: DataLayout,
+        watcher: SettingsWatcher,
+        *,
+        wall: Clock = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.layout, self.watcher = layout, watcher
+        self._wall, self._sleep = wall, sleep
+        self.mode = watcher.current.mode
+        self._status = StateWriter(layout.trader_status_file, STATUS_SCHEMA, clock=wall)
+        self.trader: Trader | None = None
+
+    def _build(self, settings: Settings) -> Trader:
+        layout, wall = self.layout, self._wall
+        scale: Callable[[], float] = lambda: 1.0  # noqa: E731
+        now: Clock = wall
+        if self.mode is Mode.DEMO:
+            sim = SimClock(layout, wall_clock=wall)
+            now, scale = sim.now, lambda: sim.state().speed
+        journal = TradeJournal(layout.journal_db, mode=self.mode, clock=now)
+        broker: Broker
+        if self.mode is Mode.LIVE:
+            broker = live_broker(settings, layout)
+        else:
+            prices = paper_prices(settings, layout)
+            broker = PaperBroker.from_settings(journal, prices, settings.paper, clock=now)
+        trader = Trader(
+            broker=broker,
+            journal=journal,
+            signals=lambda: read_signals(layout),
+            clock=now,
+            settings=self.watcher.reload,
+            wall=wall,
+            time_scale=scale,
+        )
+        for line in trader.reconcile():  # before anything else
+            log.info("reconciled %s", line)
+        return trader
+
+    def run(self, *, once: bool = False) -> int:
+        while True:
+            started = self._wall()
+            command = read_control(self.layout, PROC)
+            if command is ControlCommand.STOP:
+                log.info("stop requested by the hub")
+                return 0
+            status = self.step(paused=command is ControlCommand.PAUSE)
+            write_heartbeat(self.layout, PROC, status=status, clock=self._wall)
+            if once:
+                return 0
+            self._sleep(max(0.0, started + TICK_SECONDS - self._wall()))
+
+    def step(self, *, paused: bool) -> str:
+        settings = self.watcher.reload()
+        if settings.mode is not self.mode:
+            log.warning("mode changed to %s: restart the trader to use it", settings.mode.value)
+        try:
+            if self.trader is None:
+                self.trader = self._build(settings)
+            result = self.trader.tick(paused=paused)
+        except DemoClockError as exc:
+            log.debug("%s", exc)
+            self._status.write({"mode": self.mode.value, "problem": str(exc), "coins": []})
+            return "waiting_for_clock"
+        except PowerTraderError as exc:
+            log.warning("tick failed: %s", exc)
+            self._status.write({"mode": self.mode.value, "problem": str(exc), "coins": []})
+            return "error"
+        self._status.write(status_data(result, settings, self.mode))
+        return "paused" if paused else ("problem" if result.problem else "running")
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Exit codes: 0 stopped, 1 another trader runs for this data folder, 2 cannot start."""
+    parser = argparse.ArgumentParser(prog="pt_trader.py", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--data-dir", help="data folder (default: $POWERTRADER_HOME or ./user_data)"
+    )
+    parser.add_argument("--once", action="store_true", help="run one tick, then exit")
+    args = parser.parse_args(argv)
+    try:
+        layout = DataLayout(resolve_data_dir(args.data_dir)).ensure()
+        watcher = SettingsWatcher(layout.settings_file)
+    except (DataDirError, SettingsError) as exc:
+        print(f"trader cannot start: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    cfg = watcher.current.logging
+    setup_logging(
+        PROC,
+        layout.root,
+        cfg.level,
+        console=cfg.console,
+        max_bytes=cfg.max_bytes,
+        backup_count=cfg.backup_count,
+    )
+    lock = SingleInstanceLock(layout.lock_file(PROC))
+    try:
+        lock.acquire()
+    except AlreadyRunningError as exc:
+        print(f"trader not started: {exc}", file=sys.stderr)  # noqa: T201
+        return 1
+    os_signal.signal(os_signal.SIGTERM, _terminate)
+    log.info("trader started for %s in %s mode", layout.root, watcher.current.mode.value)
+    try:
+        return Runner(layout, watcher).run(once=args.once)
+    except KeyboardInterrupt:
+        return 0
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    finally:
+        lock.release()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

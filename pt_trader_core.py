@@ -1,0 +1,377 @@
+"""One trader tick and the restart reconciliation, over injected collaborators.
+
+The process (:mod:`pt_trader`) wires files, locks and the broker; this class does the work a
+tick needs and nothing else: settings (hot reload), the thinker's signals, the broker's account
+and quotes, positions rebuilt from the journal's open trades, :func:`pt_strategy.decide_all`,
+then every order as *intent committed → submitted → its answer recorded* (DESIGN.md §6). The
+journal is the source of truth for positions, DCA stage, the 24 h DCA window and the trailing
+state, so a restart (or a crash) never forgets a peak.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from pt_broker import Broker, BrokerAccount, OrderReport
+from pt_config_schema import Settings
+from pt_errors import ExchangeAuthError, PowerTraderError
+from pt_journal import TradeJournal
+from pt_journal_schema import ALLOWED_NEXT, JournalError, OrderState, TradeRecord
+from pt_signals import SignalsSnapshot
+from pt_strategy import (
+    Account,
+    Decision,
+    MarketView,
+    PositionState,
+    StrategyConfig,
+    TrailingState,
+    decide_all,
+)
+from pt_types import OrderTag, Signal
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+TRAILING_KEY = "trader/trailing/"  # + coin: the persisted TrailingState
+CHECK_KEYS = "check your keys"
+
+
+def _no_crash(point: str) -> None:
+    """The default crash hook: does nothing (pt_trader installs a test-only one)."""
+
+
+def trailing_to_json(state: TrailingState | None) -> dict[str, Any] | None:
+    if state is None:
+        return None
+    return {
+        "active": state.active,
+        "line": state.line,
+        "peak": state.peak,
+        "was_above": state.was_above,
+        "settings": list(state.settings),
+    }
+
+
+def trailing_from_json(data: Any) -> TrailingState | None:
+    """A stored trailing state, or None when there is none or it is unreadable (re-armed)."""
+    if not isinstance(data, dict):
+        return None
+    try:
+        a, b, c = (float(x) for x in data["settings"])
+        return TrailingState(
+            bool(data["active"]),
+            float(data["line"]),
+            float(data["peak"]),
+            bool(data["was_above"]),
+            (a, b, c),
+        )
+    except (KeyError, TypeError, ValueError):
+        log.warning("unreadable trailing state %r: re-armed", data)
+        return None
+
+
+@dataclass(frozen=True)
+class CoinView:
+    """What the status file shows for one coin after a tick."""
+
+    coin: str
+    market: MarketView | None
+    position: PositionState | None
+    signal: Signal | None
+    decision: Decision | None
+    problem: str = ""
+
+
+@dataclass(frozen=True)
+class TickResult:
+    """One tick: when (the mode's now), the account, each coin, and what stopped trading."""
+
+    now: float
+    account: Account | None
+    coins: tuple[CoinView, ...]
+    problem: str = ""
+    orders: tuple[OrderReport, ...] = ()
+
+
+class Trader:
+    """The per-tick logic (module doc). Collaborators come in; nothing here opens a file.
+
+    ``signals`` returns the thinker's newest snapshot (None: none yet); its wall age over
+    ``max_signal_age_s`` means no entries and no neural DCAs. ``clock`` is the mode's now (the
+    simulated clock in demo), ``wall`` real time; ``time_scale`` is how many of ``clock``'s
+    seconds pass per wall second (the demo speed), so age limits hold in wall seconds.
+    ``crash_hook`` is called at each step of an order's life, so a test can stop the process
+    at exactly that point (the kill-at-every-step tests are still to be written)."""
+
+    def __init__(
+        self,
+        *,
+        broker: Broker,
+        journal: TradeJournal,
+        signals: Callable[[], SignalsSnapshot | None],
+        clock: Clock,
+        settings: Callable[[], Settings],
+        wall: Clock = time.time,
+        time_scale: Callable[[], float] = lambda: 1.0,
+        max_signal_age_s: float = 120.0,
+        wait_deadline_s: float = 30.0,
+        reject_cooldown_s: float = 60.0,
+        auth_backoff_s: float = 60.0,
+        crash_hook: Callable[[str], None] = _no_crash,
+    ) -> None:
+        self.broker, self.journal = broker, journal
+        self._signals, self._clock, self._settings = signals, clock, settings
+        self._wall, self._scale = wall, time_scale
+        self.max_signal_age_s = max_signal_age_s
+        self.wait_deadline_s = wait_deadline_s
+        self.reject_cooldown_s = reject_cooldown_s
+        self.auth_backoff_s = auth_backoff_s
+        self._crash = crash_hook
+        self._cooldown: dict[str, tuple[float, str]] = {}  # coin -> (wall until, why)
+        self._auth_until = -math.inf
+        self.auth_problem = ""
+        self._saved: dict[str, Any] = {}
+        self.last: TickResult | None = None
+
+    # -- restart reconciliation ----------------------------------------------------------------
+
+    def reconcile(self) -> tuple[str, ...]:
+        """Settle every unfinished journal order with the broker, by client order id.
+
+        Run at start, before anything else, and at the start of each tick (a submit that raised
+        a temporary error leaves its order unfinished). An order the broker never received is
+        marked failed and NOT resent: the decision that made it may be stale (prices moved,
+        settings changed, hours passed while the trader was down); the next tick decides afresh
+        from the journal and the market. An order the broker knows gets its fills recorded
+        (idempotent by venue fill id) and its state; one not yet terminal is waited for until
+        ``wait_deadline_s``, then left unfinished for the next pass. Returns what was done."""
+        done: list[str] = []
+        for order in self.journal.unfinished_orders():
+            cid = order.client_order_id
+            report = self.broker.order(cid)
+            if report is None:
+                why = "never reached the broker (crash or error before sending); not resent"
+                self.journal.mark_order_state(cid, OrderState.FAILED, detail=why)
+                log.warning("order %s %s %s: %s", cid, order.side.value, order.coin, why)
+                done.append(f"{cid}: failed, {why}")
+                continue
+            if not report.terminal:
+                report = self.broker.wait(cid, self.wait_deadline_s)
+            state = self._record_report(cid, report)
+            log.info("order %s reconciled with the broker: %s", cid, state.value)
+            done.append(f"{cid}: {state.value}")
+        return tuple(done)
+
+    def _record_report(self, cid: str, report: OrderReport) -> OrderState:
+        """Write what the broker said about an order into the journal; safe to repeat."""
+        record = self.journal.order(cid)
+        if record is None:
+            raise JournalError(f"order {cid} is not in the journal")
+        if report.rejected:
+            if not record.state.finished:
+                self.journal.mark_order_state(cid, OrderState.REJECTED, detail=report.message)
+            return OrderState.REJECTED
+        with self.journal.transaction():
+            self.journal.mark_sent(cid, report.venue_order_id)
+            for fill_id, fill in report.fills:
+                self.journal.record_fill(replace(fill, client_order_id=cid), fill_id)
+            current = self.journal.order(cid)
+            assert current is not None
+            target = report.state
+            if target is OrderState.FAILED and current.state is OrderState.PARTIALLY_FILLED:
+                target = OrderState.CANCELED  # what it kept is a partial fill that ended
+            movable = target is not current.state and target in ALLOWED_NEXT[current.state]
+            if report.terminal and movable:
+                self.journal.mark_order_state(cid, target, detail=report.message)
+            final = self.journal.order(cid)
+        assert final is not None
+        return final.state
+
+    # -- one tick ------------------------------------------------------------------------------
+
+    def tick(self, *, paused: bool = False) -> TickResult:
+        """Decide and trade once (``paused``: decide and report, but send nothing)."""
+        settings = self._settings()
+        now = self._clock()
+        wall = self._wall()
+        if wall < self._auth_until:
+            return self._done(TickResult(now, None, (), f"{self.auth_problem}: {CHECK_KEYS}"))
+        try:
+            self.reconcile()
+            account = self.broker.account()
+        except ExchangeAuthError as exc:
+            return self._auth_failed(now, wall, exc)
+        except (PowerTraderError, OSError) as exc:
+            log.warning("tick skipped: %s", exc)
+            return self._done(TickResult(now, None, (), f"tick skipped: {exc}"))
+        self.auth_problem = ""
+        config = self._config(settings)
+        trades = {t.coin: t for t in self.journal.open_trades()}
+        coins = tuple(dict.fromkeys((*config.coins, *trades)))
+        markets, problems = self._quotes(coins)
+        positions = {c: self._position(t) for c, t in trades.items()}
+        signals, stale = self._read_signals(config.coins)
+        cash = account.cash_usd
+        value = cash + sum(
+            p.quantity * markets[c].bid for c, p in positions.items() if c in markets
+        )
+        strategy_account = Account(cash, value)
+        decisions = decide_all(
+            config,
+            markets=markets,
+            signals=signals,
+            positions=positions,
+            account=strategy_account,
+            now=now,
+        )
+        reports: list[OrderReport] = []
+        problem = stale
+        for d in decisions:
+            if paused or not d.intents:
+                continue
+            try:
+                reports.extend(self._execute(d, signals.get(d.coin), now, wall, problems))
+            except ExchangeAuthError as exc:
+                return self._auth_failed(now, wall, exc)
+            except (PowerTraderError, OSError) as exc:
+                log.warning("order for %s not completed: %s", d.coin, exc)
+                problems[d.coin] = f"order not completed: {exc} (reconciled next tick)"
+        self._save_trailing(decisions)
+        self._mark(now, account, markets)
+        views = tuple(
+            CoinView(
+                d.coin,
+                markets.get(d.coin),
+                positions.get(d.coin),
+                signals.get(d.coin),
+                d,
+                problems.get(d.coin) or d.problem or self._cooling(d.coin, wall),
+            )
+            for d in decisions
+        )
+        if paused:
+            problem = "paused by the hub: no new orders"
+        return self._done(TickResult(now, strategy_account, views, problem, tuple(reports)))
+
+    def _done(self, result: TickResult) -> TickResult:
+        self.last = result
+        return result
+
+    def _auth_failed(self, now: float, wall: float, exc: Exception) -> TickResult:
+        self.auth_problem = f"the broker refused the credentials ({exc})"
+        self._auth_until = wall + self.auth_backoff_s
+        log.error("%s: trading stopped, %s", self.auth_problem, CHECK_KEYS)
+        return self._done(TickResult(now, None, (), f"{self.auth_problem}: {CHECK_KEYS}"))
+
+    def _config(self, settings: Settings) -> StrategyConfig:
+        scale = max(self._scale(), 1e-9)
+        return StrategyConfig.from_settings(
+            settings,
+            max_signal_age=self.max_signal_age_s * scale,
+            max_quote_age=60.0 * scale,
+        )
+
+    def _quotes(self, coins: tuple[str, ...]) -> tuple[dict[str, MarketView], dict[str, str]]:
+        markets: dict[str, MarketView] = {}
+        problems: dict[str, str] = {}
+        for coin in coins:
+            try:
+                q = self.broker.quote(coin)
+            except (PowerTraderError, OSError) as exc:
+                problems[coin] = f"no price: {exc}"
+                continue
+            markets[coin] = MarketView(q.bid, q.ask, q.time)
+        return markets, problems
+
+    def _read_signals(self, coins: tuple[str, ...]) -> tuple[dict[str, Signal], str]:
+        snapshot = self._signals()
+        if snapshot is None:
+            return {}, "no signals from the thinker yet: no entries, no neural DCA"
+        age = snapshot.age(self._wall())
+        if age > self.max_signal_age_s:
+            return {}, (
+                f"signals are stale ({age:.0f} s old, max {self.max_signal_age_s:g} s): "
+                "no entries, no neural DCA"
+            )
+        found = {c: snapshot.signal(c) for c in coins}
+        return {c: s for c, s in found.items() if s is not None}, ""
+
+    def _position(self, trade: TradeRecord) -> PositionState:
+        """The strategy's position from the journal: its lots, DCA count, DCA times, trailing."""
+        dca_times: dict[str, float] = {}
+        for f in self.journal.fills(trade_group_id=trade.trade_group_id):
+            if f.tag is OrderTag.DCA:
+                dca_times.setdefault(f.client_order_id, f.time)
+        stored = self.journal.load_state(TRAILING_KEY + trade.coin)
+        self._saved[trade.coin] = stored
+        return PositionState(
+            trade.coin,
+            trade.quantity,
+            trade.open_cost_usd,
+            trade.dca_count,
+            tuple(sorted(dca_times.values())),
+            trade.opened_at,
+            trailing_from_json(stored),
+        )
+
+    def _cooling(self, coin: str, wall: float) -> str:
+        until, why = self._cooldown.get(coin, (0.0, ""))
+        return f"last order rejected: {why}" if wall < until else ""
+
+    def _execute(
+        self,
+        decision: Decision,
+        signal: Signal | None,
+        now: float,
+        wall: float,
+        problems: dict[str, str],
+    ) -> list[OrderReport]:
+        """Intent committed → submitted → answer recorded, for each intent of one decision."""
+        coin = decision.coin
+        if self._cooling(coin, wall):
+            log.info("no order for %s: %s", coin, self._cooling(coin, wall))
+            return []
+        reports = []
+        for intent in decision.intents:
+            cid = self.journal.record_intent(intent, signal=signal, now=now)
+            self._crash("after_intent")
+            report = self.broker.submit(replace(intent, client_order_id=cid), cid)
+            self._crash("after_submit")
+            if not report.terminal and not report.rejected:
+                report = self.broker.wait(cid, self.wait_deadline_s)
+            self._record_report(cid, report)
+            self._crash("after_fill_record")
+            reports.append(report)
+            if report.rejected:
+                log.warning("order %s for %s rejected: %s", cid, coin, report.message)
+                self._cooldown[coin] = (wall + self.reject_cooldown_s, report.message)
+                problems[coin] = f"order rejected: {report.message}"
+        return reports
+
+    def _save_trailing(self, decisions: tuple[Decision, ...]) -> None:
+        """Persist each coin's trailing state when it changed (a restart keeps the peak)."""
+        for d in decisions:
+            data = trailing_to_json(d.trailing)
+            if self._saved.get(d.coin, None) != data or d.coin not in self._saved:
+                self.journal.save_state(TRAILING_KEY + d.coin, data)
+                self._saved[d.coin] = data
+
+    def _mark(self, now: float, before: BrokerAccount, markets: Mapping[str, MarketView]) -> None:
+        """Equity (cash + Σ quantity × bid of the bot's trades) and each open trade's mark."""
+        try:
+            cash = self.broker.account().cash_usd
+        except (PowerTraderError, OSError):
+            cash = before.cash_usd
+        value = 0.0
+        for trade in self.journal.open_trades():
+            market = markets.get(trade.coin)
+            if market is None or not (market.bid > 0 and math.isfinite(market.bid)):
+                continue
+            value += trade.quantity * market.bid
+            self.journal.mark_price(trade.trade_group_id, market.bid, now)
+        self.journal.record_equity(now, cash + value, cash, value)
