@@ -114,9 +114,9 @@ def status_report(layout: DataLayout, settings: Settings, history: list[CoinHist
     lines += predictor_lines(layout, settings, time.time())
     lines += [
         "",
-        "Ready so far: settings, data folder, logs, bundled history, market data, predictor.",
-        "Train: python pt_trainer.py COIN; signals: python pt_thinker.py (see README).",
-        "Not built yet: the trader and the hub window (see ROADMAP.md).",
+        "Ready so far: settings, data, logs, market data, predictor, journal, paper trader.",
+        "By hand for now: pt_trainer.py COIN, pt_thinker.py, pt_trader.py (see README).",
+        "Not built yet: the hub window and its supervisor (see ROADMAP.md).",
     ]
     return "\n".join(lines)
 
