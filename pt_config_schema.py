@@ -133,6 +133,21 @@ class PredictorSettings(_Section):
     )
 
 
+class TraderSettings(_Section):
+    """The trader's pace and its refusals: when in doubt, it does not trade."""
+
+    tick_seconds: float = Field(1.0, gt=0, le=60, description="real seconds between trader ticks")
+    max_signal_age_seconds: float = Field(
+        120.0, gt=0, le=3600, description="older thinker signals start no trade (real seconds)"
+    )
+    max_quote_age_seconds: float = Field(
+        60.0, gt=0, le=3600, description="an older price places no order (real seconds)"
+    )
+    max_spread_pct: float = Field(
+        2.0, gt=0, le=50, description="a wider bid/ask spread than this places no order"
+    )
+
+
 class NotificationSettings(_Section):
     """Email, Discord, Telegram and webhooks; filled in by the notifications work."""
 
@@ -199,6 +214,7 @@ class Settings(BaseModel):
     paper: PaperSettings = PaperSettings()
     exchanges: ExchangeSettings = ExchangeSettings()
     predictor: PredictorSettings = PredictorSettings()
+    trader: TraderSettings = TraderSettings()
     notifications: NotificationSettings = NotificationSettings()
     risk: RiskSettings = RiskSettings()
     logging: LoggingSettings = LoggingSettings()

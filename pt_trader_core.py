@@ -118,7 +118,7 @@ class Trader:
         settings: Callable[[], Settings],
         wall: Clock = time.time,
         time_scale: Callable[[], float] = lambda: 1.0,
-        max_signal_age_s: float = 120.0,
+        max_signal_age_s: float | None = None,
         wait_deadline_s: float = 30.0,
         reject_cooldown_s: float = 60.0,
         auth_backoff_s: float = 60.0,
@@ -215,7 +215,7 @@ class Trader:
         coins = tuple(dict.fromkeys((*config.coins, *trades)))
         markets, problems = self._quotes(coins)
         positions = {c: self._position(t) for c, t in trades.items()}
-        signals, stale = self._read_signals(config.coins)
+        signals, stale = self._read_signals(config.coins, self._signal_age_limit(settings))
         cash = account.cash_usd
         value = cash + sum(
             p.quantity * markets[c].bid for c, p in positions.items() if c in markets
@@ -268,12 +268,19 @@ class Trader:
         log.error("%s: trading stopped, %s", self.auth_problem, CHECK_KEYS)
         return self._done(TickResult(now, None, (), f"{self.auth_problem}: {CHECK_KEYS}"))
 
+    def _signal_age_limit(self, settings: Settings) -> float:
+        """Wall seconds after which signals are stale (the constructor's value wins, for tests)."""
+        if self.max_signal_age_s is not None:
+            return self.max_signal_age_s
+        return settings.trader.max_signal_age_seconds
+
     def _config(self, settings: Settings) -> StrategyConfig:
-        scale = max(self._scale(), 1e-9)
+        scale = max(self._scale(), 1e-9)  # the strategy's ages are on the mode's clock
         return StrategyConfig.from_settings(
             settings,
-            max_signal_age=self.max_signal_age_s * scale,
-            max_quote_age=60.0 * scale,
+            max_signal_age=self._signal_age_limit(settings) * scale,
+            max_quote_age=settings.trader.max_quote_age_seconds * scale,
+            max_spread_pct=settings.trader.max_spread_pct,
         )
 
     def _quotes(self, coins: tuple[str, ...]) -> tuple[dict[str, MarketView], dict[str, str]]:
@@ -288,15 +295,16 @@ class Trader:
             markets[coin] = MarketView(q.bid, q.ask, q.time)
         return markets, problems
 
-    def _read_signals(self, coins: tuple[str, ...]) -> tuple[dict[str, Signal], str]:
+    def _read_signals(
+        self, coins: tuple[str, ...], max_age: float
+    ) -> tuple[dict[str, Signal], str]:
         snapshot = self._signals()
         if snapshot is None:
             return {}, "no signals from the thinker yet: no entries, no neural DCA"
         age = snapshot.age(self._wall())
-        if age > self.max_signal_age_s:
+        if age > max_age:
             return {}, (
-                f"signals are stale ({age:.0f} s old, max {self.max_signal_age_s:g} s): "
-                "no entries, no neural DCA"
+                f"signals are stale ({age:.0f} s old, max {max_age:g} s): no entries, no neural DCA"
             )
         found = {c: snapshot.signal(c) for c in coins}
         return {c: s for c, s in found.items() if s is not None}, ""

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+import pt_config
 from pt_broker import BrokerAccount, BrokerQuote, OrderReport
 from pt_broker_paper import PaperBroker
 from pt_config import parse, save
@@ -168,6 +169,25 @@ def test_stale_signals_make_no_entry(world: World) -> None:
     assert "stale" in result.problem
     world.signal_age = 1.0
     assert len(trader.tick().orders) == 2  # fresh again: both coins enter
+
+
+def limits(**trader: float) -> Settings:
+    return pt_config.parse({"coins": ["BTC", "ETH"], "start_allocation_pct": 10, "trader": trader})
+
+
+def test_the_spread_and_signal_age_limits_come_from_the_settings(world: World) -> None:
+    world.prices = {"BTC": (100.0, 103.0), "ETH": (50.0, 50.0)}  # BTC spread 3 %
+    world.levels = {"BTC": (7, 0), "ETH": (7, 0)}
+    world.signal_age = 200.0
+    journal = world.journal()
+    trader = world.trader(journal, world.paper(journal))
+    world.settings = limits(max_signal_age_seconds=300.0)
+    result = trader.tick()
+    assert [o.coin for o in journal.orders()] == ["ETH"]  # BTC's 3 % spread is over 2 %
+    assert "spread" in next(c.problem for c in result.coins if c.coin == "BTC")
+    world.settings = limits(max_signal_age_seconds=100.0)
+    world.now += 10
+    assert "stale" in trader.tick().problem
 
 
 def test_rejection_is_shown_and_not_retried_every_tick(world: World) -> None:
