@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal as os_signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Any
 
@@ -54,8 +55,29 @@ log = logging.getLogger(__name__)
 
 PROC = "trader"
 STATUS_SCHEMA = "trader_status/1"
-TICK_SECONDS = 1.0  # wall seconds between ticks
 Clock = Callable[[], float]
+CRASH_ENV = "POWERTRADER_CRASH_AT"
+CRASH_POINTS = ("after_intent", "after_submit", "after_fill_record")
+
+
+def crash_hook_from_env(environ: Mapping[str, str] = os.environ) -> Callable[[str], None]:
+    """TEST-ONLY: the Trader's ``crash_hook``. It exists for the kill-at-every-step tests
+    (tests/test_trader_crash.py): with ``POWERTRADER_CRASH_AT`` set to one of
+    :data:`CRASH_POINTS`, the process SIGKILLs itself the first time an order reaches that step,
+    so nothing (no finally, no atexit, no journal close) runs, as in a real crash. Unset (every
+    normal run) it does nothing at all. An unknown value raises rather than silently not crash."""
+    point = environ.get(CRASH_ENV, "")
+    if not point:
+        return lambda step: None
+    if point not in CRASH_POINTS:
+        raise ValueError(f"{CRASH_ENV} must be one of {', '.join(CRASH_POINTS)}, got {point!r}")
+
+    def crash(step: str) -> None:
+        if step == point:
+            log.warning("%s=%s: killing the trader at %s (crash test)", CRASH_ENV, point, step)
+            os.kill(os.getpid(), os_signal.SIGKILL)
+
+    return crash
 
 
 def paper_prices(settings: Settings, layout: DataLayout) -> Callable[[str], BrokerQuote]:
@@ -180,6 +202,7 @@ class Runner:
             settings=self.watcher.reload,
             wall=wall,
             time_scale=scale,
+            crash_hook=crash_hook_from_env(),
         )
         for line in trader.reconcile():  # before anything else
             log.info("reconciled %s", line)
@@ -196,7 +219,8 @@ class Runner:
             write_heartbeat(self.layout, PROC, status=status, clock=self._wall)
             if once:
                 return 0
-            self._sleep(max(0.0, started + TICK_SECONDS - self._wall()))
+            period = self.watcher.current.trader.tick_seconds
+            self._sleep(max(0.0, started + period - self._wall()))
 
     def step(self, *, paused: bool) -> str:
         settings = self.watcher.reload()

@@ -106,7 +106,7 @@ class Trader:
     simulated clock in demo), ``wall`` real time; ``time_scale`` is how many of ``clock``'s
     seconds pass per wall second (the demo speed), so age limits hold in wall seconds.
     ``crash_hook`` is called at each step of an order's life, so a test can stop the process
-    at exactly that point (the kill-at-every-step tests are still to be written)."""
+    at exactly that point (tests/test_trader_crash.py kills the process there)."""
 
     def __init__(
         self,
