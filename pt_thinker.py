@@ -18,20 +18,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal as os_signal
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Protocol
 
-from pt_config import SettingsError, SettingsWatcher
+from pt_config import SettingsWatcher
 from pt_config_schema import PredictorSettings, Settings
 from pt_errors import PowerTraderError
-from pt_locks import SingleInstanceLock
-from pt_logging import setup_logging
 from pt_models import (
     ModelError,
     ModelMeta,
@@ -41,6 +36,7 @@ from pt_models import (
     save_learned,
 )
 from pt_patterns import Memory, PatternConfig
+from pt_process import run_process
 from pt_replay import DemoClockError, SimClock
 from pt_signals import (
     SIGNALS_SCHEMA,
@@ -55,13 +51,10 @@ from pt_signals import (
     stage_of,
 )
 from pt_state import (
-    AlreadyRunningError,
-    DataDirError,
     DataLayout,
     StateReader,
     StateWriter,
     read_control,
-    resolve_data_dir,
     write_heartbeat,
 )
 from pt_thinker_exchanges import AggregatedPrice, build_market
@@ -361,10 +354,6 @@ def read_signals(layout: DataLayout) -> SignalsSnapshot | None:
     return snapshot_from_data(env.data, written_at=env.written_at, seq=env.seq)
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(0)  # unwinds through Runner.run's finally: live learning is saved
-
-
 def main(argv: list[str] | None = None) -> int:
     """Exit codes: 0 stopped, 1 another thinker runs for this data folder, 2 cannot start."""
     parser = argparse.ArgumentParser(prog="pt_thinker.py", description=__doc__.splitlines()[0])
@@ -373,35 +362,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--once", action="store_true", help="run one loop, then exit")
     args = parser.parse_args(argv)
-    try:
-        layout = DataLayout(resolve_data_dir(args.data_dir)).ensure()
-        watcher = SettingsWatcher(layout.settings_file)
-    except (DataDirError, SettingsError) as exc:
-        print(f"thinker cannot start: {exc}", file=sys.stderr)  # noqa: T201
-        return 2
-    cfg = watcher.current.logging
-    setup_logging(
-        PROC,
-        layout.root,
-        cfg.level,
-        console=cfg.console,
-        max_bytes=cfg.max_bytes,
-        backup_count=cfg.backup_count,
+    return run_process(
+        PROC, args.data_dir, lambda layout, watcher: Runner(layout, watcher).run(once=args.once)
     )
-    lock = SingleInstanceLock(layout.lock_file(PROC))
-    try:
-        lock.acquire()
-    except AlreadyRunningError as exc:
-        print(f"thinker not started: {exc}", file=sys.stderr)  # noqa: T201
-        return 1
-    os_signal.signal(os_signal.SIGTERM, _terminate)
-    log.info("thinker started for %s (pid lock %s)", layout.root, lock.path)
-    try:
-        return Runner(layout, watcher).run(once=args.once)
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        lock.release()
 
 
 if __name__ == "__main__":

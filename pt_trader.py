@@ -20,28 +20,23 @@ import signal as os_signal
 import sys
 import time
 from collections.abc import Callable, Mapping
-from types import FrameType
 from typing import Any
 
 from pt_broker import Broker, BrokerQuote
 from pt_broker_paper import PaperBroker
 from pt_broker_robinhood import RobinhoodBroker
-from pt_config import SettingsError, SettingsWatcher
+from pt_config import SettingsWatcher
 from pt_config_schema import Settings
 from pt_errors import PowerTraderError
 from pt_journal import TradeJournal
-from pt_locks import SingleInstanceLock
-from pt_logging import setup_logging
+from pt_process import run_process
 from pt_replay import DemoClockError, SimClock
 from pt_robinhood import RobinhoodClient
 from pt_secrets import SecretsError, SecretStore, choose_key_source, load_robinhood
 from pt_state import (
-    AlreadyRunningError,
-    DataDirError,
     DataLayout,
     StateWriter,
     read_control,
-    resolve_data_dir,
     write_heartbeat,
 )
 from pt_strategy import StrategyConfig, buy_pnl_pct, sell_pnl_pct
@@ -242,10 +237,6 @@ class Runner:
         return "paused" if paused else ("problem" if result.problem else "running")
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(0)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Exit codes: 0 stopped, 1 another trader runs for this data folder, 2 cannot start."""
     parser = argparse.ArgumentParser(prog="pt_trader.py", description=__doc__.splitlines()[0])
@@ -254,37 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--once", action="store_true", help="run one tick, then exit")
     args = parser.parse_args(argv)
-    try:
-        layout = DataLayout(resolve_data_dir(args.data_dir)).ensure()
-        watcher = SettingsWatcher(layout.settings_file)
-    except (DataDirError, SettingsError) as exc:
-        print(f"trader cannot start: {exc}", file=sys.stderr)  # noqa: T201
-        return 2
-    cfg = watcher.current.logging
-    setup_logging(
-        PROC,
-        layout.root,
-        cfg.level,
-        console=cfg.console,
-        max_bytes=cfg.max_bytes,
-        backup_count=cfg.backup_count,
+    return run_process(
+        PROC, args.data_dir, lambda layout, watcher: Runner(layout, watcher).run(once=args.once)
     )
-    lock = SingleInstanceLock(layout.lock_file(PROC))
-    try:
-        lock.acquire()
-    except AlreadyRunningError as exc:
-        print(f"trader not started: {exc}", file=sys.stderr)  # noqa: T201
-        return 1
-    os_signal.signal(os_signal.SIGTERM, _terminate)
-    log.info("trader started for %s in %s mode", layout.root, watcher.current.mode.value)
-    try:
-        return Runner(layout, watcher).run(once=args.once)
-    except KeyboardInterrupt:
-        return 0
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    finally:
-        lock.release()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,64 @@
+"""How a worker process (thinker, trader) starts and stops: one place for the start-up steps.
+
+Data folder, settings (watched for hot reload), logging as the settings say, the single-instance
+lock, and SIGTERM as a clean exit, with the exit codes the hub's supervisor relies on:
+0 stopped, 1 another instance already runs for this data folder, 2 cannot start.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from types import FrameType
+
+from pt_config import SettingsError, SettingsWatcher
+from pt_locks import SingleInstanceLock
+from pt_logging import setup_logging
+from pt_state import AlreadyRunningError, DataDirError, DataLayout, resolve_data_dir
+
+log = logging.getLogger(__name__)
+
+EXIT_STOPPED, EXIT_ALREADY_RUNNING, EXIT_CANNOT_START = 0, 1, 2
+
+Body = Callable[[DataLayout, SettingsWatcher], int]
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(EXIT_STOPPED)  # unwinds through the body's finally blocks
+
+
+def run_process(proc: str, data_dir: str | None, body: Body) -> int:
+    """Set the process up, run ``body(layout, watcher)``, and always release the lock."""
+    try:
+        layout = DataLayout(resolve_data_dir(data_dir)).ensure()
+        watcher = SettingsWatcher(layout.settings_file)
+    except (DataDirError, SettingsError) as exc:
+        sys.stderr.write(f"{proc} cannot start: {exc}\n")
+        return EXIT_CANNOT_START
+    cfg = watcher.current.logging
+    setup_logging(
+        proc,
+        layout.root,
+        cfg.level,
+        console=cfg.console,
+        max_bytes=cfg.max_bytes,
+        backup_count=cfg.backup_count,
+    )
+    lock = SingleInstanceLock(layout.lock_file(proc))
+    try:
+        lock.acquire()
+    except AlreadyRunningError as exc:
+        sys.stderr.write(f"{proc} not started: {exc}\n")
+        return EXIT_ALREADY_RUNNING
+    signal.signal(signal.SIGTERM, _terminate)
+    log.info("%s started for %s in %s mode", proc, layout.root, watcher.current.mode.value)
+    try:
+        return body(layout, watcher)
+    except KeyboardInterrupt:
+        return EXIT_STOPPED
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    finally:
+        lock.release()
