@@ -146,6 +146,12 @@ class TraderSettings(_Section):
     max_spread_pct: float = Field(
         2.0, gt=0, le=50, description="a wider bid/ask spread than this places no order"
     )
+    max_quote_deviation_pct: float = Field(
+        2.0,
+        gt=0,
+        le=50,
+        description="live: a broker price this far from the other venues' median places no order",
+    )
 
 
 class NotificationSettings(_Section):

@@ -28,6 +28,7 @@ MAX_LEVEL = 7  # LONG/SHORT levels run 0..7 (seven timeframes)
 DEFAULT_MAX_SIGNAL_AGE = 120.0  # seconds; the thinker refreshes every few seconds
 DEFAULT_MAX_QUOTE_AGE = 60.0
 DEFAULT_MAX_SPREAD_PCT = 2.0
+DEFAULT_MAX_DEVIATION_PCT = 2.0
 _DEFAULT_DCA_LEVELS = (-2.5, -5.0, -10.0, -20.0, -30.0, -40.0, -50.0)
 # The original's trading keys, same names in Settings (top level) and here.
 _SETTINGS_KEYS = (
@@ -54,6 +55,7 @@ class StrategyConfig:
     max_signal_age: float = DEFAULT_MAX_SIGNAL_AGE
     max_quote_age: float = DEFAULT_MAX_QUOTE_AGE
     max_spread_pct: float = DEFAULT_MAX_SPREAD_PCT
+    max_deviation_pct: float = DEFAULT_MAX_DEVIATION_PCT
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "coins", tuple(c.strip().upper() for c in self.coins))
@@ -71,6 +73,7 @@ class StrategyConfig:
         max_signal_age: float = DEFAULT_MAX_SIGNAL_AGE,
         max_quote_age: float = DEFAULT_MAX_QUOTE_AGE,
         max_spread_pct: float = DEFAULT_MAX_SPREAD_PCT,
+        max_deviation_pct: float = DEFAULT_MAX_DEVIATION_PCT,
     ) -> StrategyConfig:
         """The strategy's view of the settings; the input limits have no settings key yet."""
         trading = {key: getattr(settings, key) for key in _SETTINGS_KEYS}
@@ -80,6 +83,7 @@ class StrategyConfig:
             max_signal_age=max_signal_age,
             max_quote_age=max_quote_age,
             max_spread_pct=max_spread_pct,
+            max_deviation_pct=max_deviation_pct,
         )
 
     @property
@@ -104,11 +108,15 @@ class StrategyConfig:
 
 @dataclass(frozen=True)
 class MarketView:
-    """The coin's best bid and ask at the broker, and when they were quoted (the mode's clock)."""
+    """The coin's best bid and ask at the broker, and when they were quoted (the mode's clock).
+
+    ``reference`` is the other venues' median mid price when the broker is not itself priced
+    from them (live: Robinhood); a broker mid too far from it means one side is wrong."""
 
     bid: float
     ask: float
     time: float
+    reference: float | None = None
 
 
 @dataclass(frozen=True)
@@ -188,6 +196,22 @@ def quote_problem(market: MarketView | None, now: float, config: StrategyConfig)
     age = now - market.time
     if not math.isfinite(age) or age > config.max_quote_age:
         return f"price is stale ({age:.0f} s old, max {config.max_quote_age:g} s)"
+    return _deviation_problem(market, config)
+
+
+def _deviation_problem(market: MarketView, config: StrategyConfig) -> str:
+    ref = market.reference
+    if ref is None:
+        return ""
+    if not (math.isfinite(ref) and ref > 0):
+        return f"bad reference price from the other venues ({ref!r})"
+    mid = (market.bid + market.ask) / 2
+    deviation = abs(mid - ref) / ref * 100
+    if deviation > config.max_deviation_pct:
+        return (
+            f"broker price {_price(mid)} is {deviation:.2f}% from the other venues' median "
+            f"{_price(ref)} (max {config.max_deviation_pct:g}%)"
+        )
     return ""
 
 

@@ -33,6 +33,7 @@ from pt_process import run_process
 from pt_replay import DemoClockError, SimClock
 from pt_robinhood import RobinhoodClient
 from pt_secrets import SecretsError, SecretStore, choose_key_source, load_robinhood
+from pt_secrets_vault import read_header
 from pt_state import (
     DataLayout,
     StateWriter,
@@ -42,7 +43,7 @@ from pt_state import (
 from pt_strategy import StrategyConfig, buy_pnl_pct, sell_pnl_pct
 from pt_strategy_display import dca_line
 from pt_thinker import read_signals
-from pt_thinker_exchanges import build_market
+from pt_thinker_exchanges import MarketData, build_market
 from pt_trader_core import TickResult, Trader
 from pt_types import ControlCommand, Mode
 
@@ -75,9 +76,8 @@ def crash_hook_from_env(environ: Mapping[str, str] = os.environ) -> Callable[[st
     return crash
 
 
-def paper_prices(settings: Settings, layout: DataLayout) -> Callable[[str], BrokerQuote]:
+def paper_prices(market: MarketData) -> Callable[[str], BrokerQuote]:
     """The paper broker's quotes: the venues' median price, with the best bid/ask's spread."""
-    market = build_market(settings, layout)
 
     def prices(coin: str) -> BrokerQuote:
         agg = market.get_aggregated_current_price(coin)
@@ -87,15 +87,29 @@ def paper_prices(settings: Settings, layout: DataLayout) -> Callable[[str], Brok
     return prices
 
 
-def live_broker(settings: Settings, layout: DataLayout) -> Broker:
-    """Robinhood with the stored credentials; raises SystemExit(2) with a message without them."""
+def reference_prices(market: MarketData) -> Callable[[str], float]:
+    """Live mode's check on the broker: the market-data venues' median mid price."""
+    return lambda coin: market.get_aggregated_current_price(coin).median_mid
 
-    def no_terminal(new: bool) -> str:
-        raise SecretsError("the trader cannot ask for a passphrase; unlock the keys in the hub")
 
+def live_broker(settings: Settings, layout: DataLayout, passphrase: str | None = None) -> Broker:
+    """Robinhood with the stored credentials; raises SystemExit(2) with a message without them.
+
+    A passphrase-locked vault needs ``passphrase`` (the hub hands it over on the trader's
+    standard input, ``--passphrase-stdin``); the trader never prompts."""
+
+    def given(new: bool) -> str:
+        if new or passphrase is None:
+            raise SecretsError(
+                "the keys are locked with a passphrase; start live trading from the hub, or run "
+                "the trader with --passphrase-stdin and the passphrase on standard input"
+            )
+        return passphrase
+
+    creds = None
     try:
-        store = SecretStore(layout, choose_key_source(layout, no_terminal))
-        creds = load_robinhood(store)
+        if read_header(layout) is not None:  # no vault yet: nothing stored, nothing to unlock
+            creds = load_robinhood(SecretStore(layout, choose_key_source(layout, given)))
     except (SecretsError, OSError) as exc:
         print(f"trader cannot start in live mode: {exc}", file=sys.stderr)  # noqa: T201
         raise SystemExit(2) from None
@@ -168,8 +182,10 @@ class Runner:
         *,
         wall: Clock = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        passphrase: str | None = None,
     ) -> None:
         self.layout, self.watcher = layout, watcher
+        self._passphrase = passphrase
         self._wall, self._sleep = wall, sleep
         self.mode = watcher.current.mode
         self._status = StateWriter(layout.trader_status_file, STATUS_SCHEMA, clock=wall)
@@ -183,11 +199,14 @@ class Runner:
             sim = SimClock(layout, wall_clock=wall)
             now, scale = sim.now, lambda: sim.state().speed
         journal = TradeJournal(layout.journal_db, mode=self.mode, clock=now)
+        market = build_market(settings, layout)
         broker: Broker
+        reference = None
         if self.mode is Mode.LIVE:
-            broker = live_broker(settings, layout)
+            broker = live_broker(settings, layout, self._passphrase)
+            reference = reference_prices(market)
         else:
-            prices = paper_prices(settings, layout)
+            prices = paper_prices(market)
             broker = PaperBroker.from_settings(journal, prices, settings.paper, clock=now)
         trader = Trader(
             broker=broker,
@@ -198,6 +217,7 @@ class Runner:
             wall=wall,
             time_scale=scale,
             crash_hook=crash_hook_from_env(),
+            reference=reference,
         )
         for line in trader.reconcile():  # before anything else
             log.info("reconciled %s", line)
@@ -244,10 +264,18 @@ def main(argv: list[str] | None = None) -> int:
         "--data-dir", help="data folder (default: $POWERTRADER_HOME or ./user_data)"
     )
     parser.add_argument("--once", action="store_true", help="run one tick, then exit")
-    args = parser.parse_args(argv)
-    return run_process(
-        PROC, args.data_dir, lambda layout, watcher: Runner(layout, watcher).run(once=args.once)
+    parser.add_argument(
+        "--passphrase-stdin",
+        action="store_true",
+        help="live mode: read the passphrase of the stored keys from the first line of stdin",
     )
+    args = parser.parse_args(argv)
+    passphrase = sys.stdin.readline().rstrip("\r\n") if args.passphrase_stdin else None
+
+    def body(layout: DataLayout, watcher: SettingsWatcher) -> int:
+        return Runner(layout, watcher, passphrase=passphrase).run(once=args.once)
+
+    return run_process(PROC, args.data_dir, body)
 
 
 if __name__ == "__main__":

@@ -106,7 +106,9 @@ class Trader:
     simulated clock in demo), ``wall`` real time; ``time_scale`` is how many of ``clock``'s
     seconds pass per wall second (the demo speed), so age limits hold in wall seconds.
     ``crash_hook`` is called at each step of an order's life, so a test can stop the process
-    at exactly that point (tests/test_trader_crash.py kills the process there)."""
+    at exactly that point (tests/test_trader_crash.py kills the process there). ``reference``
+    gives a coin's median price at the other venues (live mode: the broker's price is checked
+    against it); when it fails, that coin is not traded."""
 
     def __init__(
         self,
@@ -123,6 +125,7 @@ class Trader:
         reject_cooldown_s: float = 60.0,
         auth_backoff_s: float = 60.0,
         crash_hook: Callable[[str], None] = _no_crash,
+        reference: Callable[[str], float] | None = None,
     ) -> None:
         self.broker, self.journal = broker, journal
         self._signals, self._clock, self._settings = signals, clock, settings
@@ -132,6 +135,7 @@ class Trader:
         self.reject_cooldown_s = reject_cooldown_s
         self.auth_backoff_s = auth_backoff_s
         self._crash = crash_hook
+        self._reference = reference
         self._cooldown: dict[str, tuple[float, str]] = {}  # coin -> (wall until, why)
         self._auth_until = -math.inf
         self.auth_problem = ""
@@ -281,6 +285,7 @@ class Trader:
             max_signal_age=self._signal_age_limit(settings) * scale,
             max_quote_age=settings.trader.max_quote_age_seconds * scale,
             max_spread_pct=settings.trader.max_spread_pct,
+            max_deviation_pct=settings.trader.max_quote_deviation_pct,
         )
 
     def _quotes(self, coins: tuple[str, ...]) -> tuple[dict[str, MarketView], dict[str, str]]:
@@ -292,7 +297,14 @@ class Trader:
             except (PowerTraderError, OSError) as exc:
                 problems[coin] = f"no price: {exc}"
                 continue
-            markets[coin] = MarketView(q.bid, q.ask, q.time)
+            ref: float | None = None
+            if self._reference is not None:
+                try:
+                    ref = self._reference(coin)
+                except (PowerTraderError, OSError) as exc:
+                    problems[coin] = f"no reference price from the other venues: {exc}"
+                    continue
+            markets[coin] = MarketView(q.bid, q.ask, q.time, ref)
         return markets, problems
 
     def _read_signals(

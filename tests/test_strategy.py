@@ -6,6 +6,7 @@ All numbers are worked out by hand in the comments; the clock is a plain number 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -21,6 +22,7 @@ from pt_strategy import (
     buy_quantity,
     decide,
     decide_all,
+    quote_problem,
     reset_trailing_on_settings_change,
     sell_pnl_pct,
     step_trailing,
@@ -427,6 +429,18 @@ def test_unmanaged_holdings_are_left_alone() -> None:
         (MarketView(100.0, 99.0, NOW), "ask 99 below bid 100"),
         (MarketView(100.0, 103.0, NOW), "spread 3.00% over 2% (bid 100, ask 103)"),
         (MarketView(99.9, 100.0, NOW - 61), "price is stale (61 s old, max 60 s)"),
+        (
+            MarketView(102.9, 103.1, NOW, reference=100.0),
+            "broker price 103 is 3.00% from the other venues' median 100 (max 2%)",
+        ),
+        (
+            MarketView(96.9, 97.1, NOW, reference=100.0),
+            "broker price 97 is 3.00% from the other venues' median 100 (max 2%)",
+        ),
+        (
+            MarketView(99.9, 100.0, NOW, reference=0.0),
+            "bad reference price from the other venues (0.0)",
+        ),
     ],
 )
 def test_bad_prices_never_trade(mkt: MarketView | None, why: str) -> None:
@@ -437,6 +451,13 @@ def test_bad_prices_never_trade(mkt: MarketView | None, why: str) -> None:
         assert d.problem == why
         assert d.reason == f"no order for BTC: {why}"
         assert d.trailing == (armed if pos else None)  # state untouched
+
+
+def test_a_broker_price_within_the_deviation_limit_trades() -> None:
+    d = run(None, MarketView(101.8, 102.0, NOW, reference=100.0), signal(7))
+    assert d.problem == "" and len(d.intents) == 1
+    tight = replace(CFG, max_deviation_pct=1.0)
+    assert "max 1%" in quote_problem(MarketView(101.8, 102.0, NOW, reference=100.0), NOW, tight)
 
 
 @pytest.mark.parametrize(
