@@ -65,11 +65,13 @@ class BrokerAccount:
     """Cash and every holding at the broker (the trader filters the coins it manages).
 
     ``holdings`` is the total per coin; ``available`` what can be sold now (Robinhood's
-    ``quantity_available_for_trading``; the paper broker's are the same)."""
+    ``quantity_available_for_trading``; the paper broker's are the same). ``buying_power_usd``
+    is the most a buy's notional may be when the broker adds its fee on top (None: the cash)."""
 
     cash_usd: float
     holdings: Mapping[str, float] = field(default_factory=dict)
     available: Mapping[str, float] | None = None
+    buying_power_usd: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "holdings", _frozen_map(self.holdings))

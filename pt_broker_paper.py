@@ -188,7 +188,9 @@ class PaperBroker:
 
     def account(self) -> BrokerAccount:
         wallet = self._wallet
-        return BrokerAccount(wallet.cash_usd, dict(wallet.holdings))
+        # A buy of notional n costs n × (1 + fee): leave room for the fee, rounded down to cents.
+        spendable = math.floor(wallet.cash_usd / (1 + self._fee) * 100) / 100
+        return BrokerAccount(wallet.cash_usd, dict(wallet.holdings), buying_power_usd=spendable)
 
     def quote(self, coin: str) -> BrokerQuote:
         return self._prices(coin_name(coin))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
 import secrets
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -31,7 +32,9 @@ from pt_types import Timeframe
 log = logging.getLogger(__name__)
 
 MODEL_SCHEMA = 1
-STALE_AFTER = 14 * 24 * 3600  # the original's rule: a model older than 14 days is stale
+# The original's rule: a model that has not learned for 14 days is stale. Live learning in the
+# thinker counts: a model the thinker keeps feeding closed candles stays fresh.
+STALE_AFTER = 14 * 24 * 3600
 META_FILE = "meta.json"
 CURRENT_FILE = "current.json"
 
@@ -75,6 +78,7 @@ class ModelStatus:
     state: str  # "trained", "stale", "missing" or "damaged"
     detail: str
     trained_at: float | None = None
+    learned_until: float | None = None  # the newest live learning saved for this model
 
 
 def new_model_id(coin: str, trained_at: float) -> str:
@@ -170,11 +174,11 @@ def tidy_model_folder(layout: DataLayout, coin: str, *, keep: set[str] | None = 
 
 
 def _version_of(entry: Path) -> str | None:
-    """The model id a folder entry belongs to (``<id>/`` or ``learned-<id>.npz``), if any."""
+    """The model id a folder entry belongs to (``<id>/``, ``learned-<id>.npz|json``), if any."""
     if entry.is_dir() and not entry.name.startswith("."):
         return entry.name
-    if entry.name.startswith("learned-") and entry.name.endswith(".npz"):
-        return entry.name.removeprefix("learned-").removesuffix(".npz")
+    if entry.name.startswith("learned-") and entry.suffix in (".npz", ".json"):
+        return entry.name.removeprefix("learned-").removesuffix(entry.suffix)
     return None
 
 
@@ -225,9 +229,17 @@ def load_model(layout: DataLayout, coin: str) -> Model:
 
 
 def save_learned(
-    layout: DataLayout, meta: ModelMeta, memories: dict[Timeframe, MemoryArrays]
+    layout: DataLayout,
+    meta: ModelMeta,
+    memories: dict[Timeframe, MemoryArrays],
+    *,
+    learned_until: float,
 ) -> None:
-    """Persist live learning for this model (only if the model on disk is still this one)."""
+    """Persist live learning for this model (only if the model on disk is still this one).
+
+    ``learned_until`` (the mode's clock) is when the newest learned candle was seen; it keeps the
+    model fresh (:data:`STALE_AFTER`). It is written after the memories, so it never claims
+    learning that is not on disk."""
     folder = layout.model_dir(meta.coin)
     try:
         on_disk = load_meta(layout, meta.coin).model_id
@@ -237,22 +249,46 @@ def save_learned(
         log.info("%s: model was replaced; live learning of %s not saved", meta.coin, meta.model_id)
         return
     atomic_write_bytes(folder / f"learned-{meta.model_id}.npz", _npz_bytes(_pack(memories)))
+    marker = {"model_id": meta.model_id, "learned_until": learned_until}
+    atomic_write_bytes(folder / f"learned-{meta.model_id}.json", json.dumps(marker).encode())
 
 
-def model_status(layout: DataLayout, coin: str, now: float) -> ModelStatus:
+def learned_until(layout: DataLayout, meta: ModelMeta) -> float | None:
+    """When this model last saved live learning, or None (none, or an unreadable marker)."""
+    path = layout.model_dir(meta.coin) / f"learned-{meta.model_id}.json"
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        value = float(raw["learned_until"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        log.warning("%s is unreadable (%s): freshness from the training time", path, exc)
+        return None
+    return value if math.isfinite(value) else None
+
+
+def model_status(
+    layout: DataLayout, coin: str, now: float, *, learning_at: float | None = None
+) -> ModelStatus:
+    """The coin's model state on the mode's clock. Fresh means trained, or learning live (saved,
+    or ``learning_at``: the caller's own unsaved learning), within :data:`STALE_AFTER`."""
     try:
         meta = load_meta(layout, coin)
     except ModelMissingError as exc:
         return ModelStatus(coin, "missing", str(exc))
     except ModelError as exc:
         return ModelStatus(coin, "damaged", str(exc))
-    age = now - meta.trained_at
+    saved = learned_until(layout, meta)
+    fresh_at = max(meta.trained_at, saved or -math.inf, learning_at or -math.inf)
+    age = now - fresh_at
     if age > STALE_AFTER:
         days = age / 86400
+        since = "trained or learned" if fresh_at > meta.trained_at else "trained"
         return ModelStatus(
             coin,
             "stale",
-            f"{coin}: trained {days:.0f} days ago (over 14); train it again",
+            f"{coin}: {since} {days:.0f} days ago (over 14); train it again",
             meta.trained_at,
+            saved,
         )
-    return ModelStatus(coin, "trained", f"{coin}: trained", meta.trained_at)
+    return ModelStatus(coin, "trained", f"{coin}: trained", meta.trained_at, saved)

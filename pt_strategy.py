@@ -157,8 +157,16 @@ class PositionState:
 
 @dataclass(frozen=True)
 class Account:
+    """Cash and total value (cash + positions at the bid). ``spendable`` is what buys may cost
+    before the broker adds its fee (the paper broker charges it on top); None: all the cash."""
+
     cash: float
     total_value: float
+    spendable: float | None = None
+
+    @property
+    def buying_power(self) -> float:
+        return self.cash if self.spendable is None else min(self.spendable, self.cash)
 
 
 @dataclass(frozen=True)
@@ -336,7 +344,7 @@ def decide_all(
     Cash spent by an earlier coin's buy this tick is not offered to the next one.
     """
     decisions: list[Decision] = []
-    cash = account.cash
+    cash = account.buying_power
     for coin in config.coins:
         d = decide(
             config,
@@ -344,7 +352,7 @@ def decide_all(
             market=markets.get(coin),
             signal=signals.get(coin),
             position=positions.get(coin),
-            account=replace(account, cash=cash),
+            account=replace(account, spendable=cash),
             now=now,
         )
         cash -= sum(i.usd_amount or 0.0 for i in d.intents if i.side is Side.BUY)
@@ -392,12 +400,13 @@ def _decide_entry(t: _Tick) -> Decision:
         f"{cfg.start_allocation_pct:g}% of account {_usd(account.total_value)}"
         f" = {_usd(wanted)}, minimum {_usd(cfg.min_order)}"
     )
-    if not account.cash >= cfg.min_order:
-        why = f"cash {_usd(account.cash)} is below the minimum order {_usd(cfg.min_order)}"
+    cash = account.buying_power
+    if not cash >= cfg.min_order:
+        why = f"cash {_usd(cash)} is below the minimum order {_usd(cfg.min_order)}"
         return Decision(coin, (), None, f"no entry for {coin} ({trigger}): {why}", why)
-    if amount > account.cash:
-        sizing += f"; capped to the cash {_usd(account.cash)}"
-        amount = account.cash
+    if amount > cash:
+        sizing += f"; capped to the cash {_usd(cash)}"
+        amount = cash
     reason = f"start {coin}: {trigger}; buy {_usd(amount)} at ask {_price(t.market.ask)} ({sizing})"
     intent = OrderIntent(coin, Side.BUY, OrderTag.ENTRY, reason, usd_amount=amount)
     return Decision(coin, (intent,), None, reason)
@@ -467,8 +476,8 @@ def _dca(t: _Tick, position: PositionState) -> OrderIntent | str:
     sizing = f"{_usd(amount)} = value {_usd(value)} × {cfg.dca_multiplier:g}"
     if amount < cfg.min_order:
         return f"{head} but {sizing} is below the minimum order {_usd(cfg.min_order)}"
-    if amount > t.account.cash:
-        return f"{head} but {sizing} is more than the cash {_usd(t.account.cash)}"
+    if amount > t.account.buying_power:
+        return f"{head} but {sizing} is more than the cash {_usd(t.account.buying_power)}"
     reason = (
         f"DCA {coin} stage {stage + 1}: {trigger}, {pnl_txt}; buy {sizing}"
         f" ≈ {buy_quantity(amount, ask):.8f} {coin} at the ask; DCA buys in 24 h:"

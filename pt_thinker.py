@@ -97,6 +97,7 @@ class _Slot:
     problem: tuple[CoinStatus, str] | None = None
     unsaved: int = 0
     saved_at: float = 0.0
+    learned_at: float | None = None  # the mode's clock when it last learned a candle
     shown: tuple[CoinStatus, str] | None = None
 
 
@@ -177,7 +178,7 @@ class Thinker:
     def _refresh_model(
         self, slot: _Slot, wanted: PredictorSettings, now: float
     ) -> tuple[CoinStatus, str] | None:
-        status = model_status(self.layout, slot.coin, now)
+        status = model_status(self.layout, slot.coin, now, learning_at=slot.learned_at)
         if status.state in ("missing", "damaged"):
             slot.predictor, slot.meta, slot.meta_key = None, None, None
             kind = CoinStatus.NOT_TRAINED if status.state == "missing" else CoinStatus.DAMAGED_MODEL
@@ -210,6 +211,7 @@ class Thinker:
         self._save(slot)
         slot.meta = model.meta
         slot.predictor = CoinPredictor(slot.coin, model.meta.model_id, memories)
+        slot.learned_at = None  # a new model: only its own learning keeps it fresh
         slot.unsaved, slot.saved_at = 0, self._wall()
         sizes = ", ".join(f"{tf.value} {len(m)}" for tf, m in memories.items())
         log.info("%s: model %s loaded (memories: %s)", slot.coin, model.meta.model_id, sizes)
@@ -226,7 +228,10 @@ class Thinker:
                 log.info("%s %s candles unavailable: %s", slot.coin, tf.value, exc)
                 tracker.fail(f"candles unavailable: {exc}", now)
                 continue
-            slot.unsaved += tracker.feed(candles, now)
+            learned = tracker.feed(candles, now)
+            if learned:
+                slot.unsaved += learned
+                slot.learned_at = now
         if slot.unsaved and (
             slot.unsaved >= SAVE_EVERY_CANDLES or self._wall() - slot.saved_at >= SAVE_EVERY_SECONDS
         ):
@@ -243,10 +248,11 @@ class Thinker:
 
     def _save(self, slot: _Slot) -> None:
         """Persist live learning (pt_models skips it when the model was replaced meanwhile)."""
-        if not (slot.unsaved and slot.predictor and slot.meta):
+        if not (slot.unsaved and slot.predictor and slot.meta and slot.learned_at is not None):
             return
         try:
-            save_learned(self.layout, slot.meta, slot.predictor.memory_arrays())
+            memories = slot.predictor.memory_arrays()
+            save_learned(self.layout, slot.meta, memories, learned_until=slot.learned_at)
         except OSError as exc:
             log.error("%s: could not save live learning: %s", slot.coin, exc)
             return

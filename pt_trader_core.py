@@ -224,7 +224,7 @@ class Trader:
         value = cash + sum(
             p.quantity * markets[c].bid for c, p in positions.items() if c in markets
         )
-        strategy_account = Account(cash, value)
+        strategy_account = Account(cash, value, account.buying_power_usd)
         decisions = decide_all(
             config,
             markets=markets,

@@ -94,16 +94,17 @@ def test_live_learning_is_used_only_with_its_own_model(layout: DataLayout) -> No
     first = model()
     save_model(layout, first)
     learned = {tf: arrays(7.0, n=4) for tf in Timeframe}
-    save_learned(layout, first.meta, learned)
+    save_learned(layout, first.meta, learned, learned_until=NOW)
     assert len(load_model(layout, "BTC").memories[Timeframe.H1].patterns) == 4
     save_model(layout, model(value=3.0))  # retrained: the old learning no longer applies
     assert load_model(layout, "BTC").memories[Timeframe.H1].patterns[0, 0] == 3.0
     old_learning = layout.model_dir("BTC") / f"learned-{first.meta.model_id}.npz"
     before = old_learning.read_bytes()
-    save_learned(layout, first.meta, {tf: arrays(9.0, n=9) for tf in Timeframe})
+    save_learned(layout, first.meta, {tf: arrays(9.0, n=9) for tf in Timeframe}, learned_until=NOW)
     assert old_learning.read_bytes() == before  # a thinker holding the old model writes nothing
     save_model(layout, model(value=4.0))  # two versions on, the old learning is removed
     assert not old_learning.exists()
+    assert not old_learning.with_suffix(".json").exists()
 
 
 def test_status_of_each_kind_of_coin(layout: DataLayout) -> None:
@@ -115,6 +116,25 @@ def test_status_of_each_kind_of_coin(layout: DataLayout) -> None:
     (layout.model_dir("BTC") / "current.json").write_text("{not json")
     damaged = model_status(layout, "BTC", NOW)
     assert damaged.state == "damaged" and "train the coin again" in damaged.detail
+
+
+def test_live_learning_keeps_a_model_fresh(layout: DataLayout) -> None:
+    trained = model()
+    save_model(layout, trained)
+    later = NOW + STALE_AFTER + 86400  # 15 days after training
+    assert model_status(layout, "BTC", later).state == "stale"
+    # The thinker's own learning, not yet saved, counts for the thinker...
+    assert model_status(layout, "BTC", later, learning_at=NOW + 10 * 86400).state == "trained"
+    # ...and once saved, for every reader.
+    memories = {tf: arrays(7.0, n=4) for tf in Timeframe}
+    save_learned(layout, trained.meta, memories, learned_until=NOW + 10 * 86400)
+    status = model_status(layout, "BTC", later)
+    assert status.state == "trained" and status.learned_until == NOW + 10 * 86400
+    stale = model_status(layout, "BTC", NOW + 25 * 86400)
+    assert stale.state == "stale" and "trained or learned 15 days ago" in stale.detail
+    marker = layout.model_dir("BTC") / f"learned-{trained.meta.model_id}.json"
+    marker.write_text("{broken")  # an unreadable marker: freshness falls back to training
+    assert model_status(layout, "BTC", later).state == "stale"
 
 
 def test_unknown_format_and_damaged_arrays_are_explained(layout: DataLayout) -> None:

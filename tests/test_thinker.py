@@ -22,7 +22,7 @@ from pt_config import SettingsWatcher, parse, save
 from pt_config_schema import Settings
 from pt_errors import MarketDataError
 from pt_exchanges import mark_forming
-from pt_models import Model, ModelMeta, load_model, save_model
+from pt_models import Model, ModelMeta, load_model, model_status, save_model
 from pt_patterns import Memory, MemoryArrays, PatternConfig, walk_forward
 from pt_replay import read_clock, sim_time, start_clock
 from pt_signals import SIGNALS_SCHEMA, CoinStatus, SignalsSnapshot, Stage
@@ -187,6 +187,22 @@ def test_closed_candles_are_learned_and_saved_for_the_next_start(layout: DataLay
     weights = model.memories[Timeframe.H1].weights
     assert np.any(weights != 1.0)  # the wave moved less than +-1 %: the weights learned it
     np.testing.assert_array_equal(model.memories[Timeframe.D1].weights, 1.0)
+
+
+def test_a_model_the_thinker_keeps_feeding_does_not_go_stale(layout: DataLayout) -> None:
+    save_model(layout, tiny_model("BTC", NOW - 13 * DAY))  # fresh for one more day
+    clock = FakeClock(NOW)
+    thinker, _ = make_thinker(layout, clock)
+    for _ in range(3 * 24):  # three days of closed candles, an hour at a time
+        clock.now += HOUR
+        snapshot = thinker.step(settings(coins=["BTC"]), clock())
+    btc = snapshot.coins[0]
+    assert btc.status is CoinStatus.READY, btc.reason  # 16 days after training
+    thinker.save_all()
+    assert model_status(layout, "BTC", clock()).learned_until == clock()
+    # A new thinker (a restart) reads that freshness from disk.
+    again, _ = make_thinker(layout, clock)
+    assert again.step(settings(coins=["BTC"]), clock()).coins[0].status is CoinStatus.READY
 
 
 def test_missing_damaged_stale_and_mismatched_models_get_no_signal(layout: DataLayout) -> None:

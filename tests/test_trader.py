@@ -143,6 +143,22 @@ def test_entry_dca_trailing_sell_reconcile_to_the_cent(world: World) -> None:
     assert journal.equity_series()  # equity recorded each tick
 
 
+def test_a_cash_capped_entry_leaves_room_for_the_paper_fee(world: World) -> None:
+    """The whole wallet on one coin: without room for the 0.1 % fee the buy would be rejected."""
+    world.settings = Settings(coins=("BTC",), start_allocation_pct=100.0)
+    world.prices = {"BTC": (100.0, 100.0)}
+    world.levels = {"BTC": (3, 0)}
+    journal = world.journal()
+    broker = world.paper(journal, cash=1_000.0)
+    assert broker.account().buying_power_usd == 999.0  # 1 000 / 1.001, down to the cent
+    result = world.trader(journal, broker).tick()
+    assert [r.state for r in result.orders] == [OrderState.FILLED]
+    assert "capped to the cash $999.00" in result.coins[0].decision.reason  # type: ignore[union-attr]
+    cash = broker.account().cash_usd
+    assert 0 <= cash < 0.01  # 999 + 0.999 fee
+    assert broker.wallet_problems() == ()
+
+
 def test_unmanaged_holdings_are_left_alone(world: World) -> None:
     world.prices = {"BTC": (100.0, 100.0), "ETH": (50.0, 50.0), "DOGE": (0.1, 0.1)}
     world.levels = {"BTC": (0, 0), "ETH": (0, 0), "DOGE": (7, 0)}
@@ -191,15 +207,15 @@ def test_the_spread_and_signal_age_limits_come_from_the_settings(world: World) -
 
 
 def test_rejection_is_shown_and_not_retried_every_tick(world: World) -> None:
-    # 100 % of 100 USD capped to the cash; the 0.1 % fee makes it 100.10: insufficient cash.
-    world.settings = Settings(coins=("BTC",), start_allocation_pct=100.0)
+    world.settings = Settings(coins=("BTC",), start_allocation_pct=10.0)
     world.prices = {"BTC": (100.0, 100.0)}
     world.levels = {"BTC": (3, 0)}
     journal = world.journal()
-    trader = world.trader(journal, world.paper(journal, cash=100.0), reject_cooldown_s=60.0)
+    broker = LedgerBroker(world.quote, reject="below the minimum order size for BTC-USD")
+    trader = world.trader(journal, broker, reject_cooldown_s=60.0)
     first = trader.tick()
     assert [r.state for r in first.orders] == [OrderState.REJECTED]
-    assert "insufficient cash" in first.coins[0].problem
+    assert "below the minimum order size" in first.coins[0].problem
     world.now += 5
     second = trader.tick()
     assert second.orders == () and "rejected" in second.coins[0].problem
@@ -215,6 +231,7 @@ class LedgerBroker:
     quote_fn: Callable[[str], BrokerQuote]
     orders: dict[str, OrderReport] = field(default_factory=dict)
     auth_fails: bool = False
+    reject: str = ""  # when set, every order is refused with this message
 
     @property
     def name(self) -> str:
@@ -232,6 +249,8 @@ class LedgerBroker:
         return 0.5
 
     def submit(self, intent: OrderIntent, client_order_id: str) -> OrderReport:
+        if self.reject:
+            return OrderReport(client_order_id, None, OrderState.REJECTED, message=self.reject)
         if client_order_id not in self.orders:
             q = self.quote_fn(intent.coin)
             qty = (intent.usd_amount or 0.0) / q.ask
