@@ -37,6 +37,7 @@ class CoinStatus(StrEnum):
     READY = "ready"
     WARMING_UP = "warming_up"
     NOT_TRAINED = "not_trained"
+    TRAINING = "training"  # a trainer is running for the coin: no new trades until it ends
     STALE_MODEL = "stale_model"
     DAMAGED_MODEL = "damaged_model"
     NO_PRICE = "no_price"

@@ -54,7 +54,9 @@ from pt_state import (
     DataLayout,
     StateReader,
     StateWriter,
+    heartbeat_age,
     read_control,
+    read_heartbeat,
     write_heartbeat,
 )
 from pt_thinker_exchanges import AggregatedPrice, build_market
@@ -65,6 +67,7 @@ log = logging.getLogger(__name__)
 PROC = "thinker"
 SAVE_EVERY_CANDLES = 24  # live learning is saved after this many learned candles per coin...
 SAVE_EVERY_SECONDS = 300.0  # ...or this many wall seconds, and always at shutdown
+TRAINER_BEAT_LIMIT = 10.0  # wall seconds: a trainer silent for longer is dead, not training
 CONTROL_POLL = 0.25  # wall seconds between control-file checks while waiting
 WAITING_FOR_CLOCK = "waiting for the demo clock (start it from the hub)"
 Clock = Callable[[], float]
@@ -166,6 +169,9 @@ class Thinker:
         return signal
 
     def _coin_signal(self, slot: _Slot, settings: Settings, now: float) -> CoinSignal:
+        if self._training(slot.coin):
+            why = f"{slot.coin}: training; no new trades on it until the trainer finishes"
+            return CoinSignal(slot.coin, CoinStatus.TRAINING, why, now)
         problem = self._refresh_model(slot, settings.predictor, now)
         model_id = slot.meta.model_id if slot.meta else ""
         if problem is not None or slot.predictor is None:
@@ -174,6 +180,15 @@ class Thinker:
         self._follow_candles(slot, slot.predictor, now)
         price, no_price = self._price(slot.coin, now)
         return slot.predictor.signal(now, price, no_price, settings.predictor.bound_pct)
+
+    def _training(self, coin: str) -> bool:
+        """A trainer for ``coin`` beats and says it is training (whoever started it)."""
+        hb = read_heartbeat(self.layout, f"trainer-{coin}")
+        return (
+            hb is not None
+            and hb.status == "training"
+            and heartbeat_age(hb, self._wall()) <= TRAINER_BEAT_LIMIT
+        )
 
     def _refresh_model(
         self, slot: _Slot, wanted: PredictorSettings, now: float

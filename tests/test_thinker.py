@@ -26,7 +26,7 @@ from pt_models import Model, ModelMeta, load_model, model_status, save_model
 from pt_patterns import Memory, MemoryArrays, PatternConfig, walk_forward
 from pt_replay import read_clock, sim_time, start_clock
 from pt_signals import SIGNALS_SCHEMA, CoinStatus, SignalsSnapshot, Stage
-from pt_state import DataLayout, StateWriter, read_heartbeat, write_control
+from pt_state import DataLayout, StateWriter, read_heartbeat, write_control, write_heartbeat
 from pt_thinker import Runner, Thinker, read_signals
 from pt_thinker_exchanges import AggregatedPrice, aggregate_quotes, build_market
 from pt_types import DAY, HOUR, Candles, ControlCommand, Quote, Timeframe
@@ -203,6 +203,23 @@ def test_a_model_the_thinker_keeps_feeding_does_not_go_stale(layout: DataLayout)
     # A new thinker (a restart) reads that freshness from disk.
     again, _ = make_thinker(layout, clock)
     assert again.step(settings(coins=["BTC"]), clock()).coins[0].status is CoinStatus.READY
+
+
+def test_a_coin_in_training_gets_no_signal_until_the_trainer_ends(layout: DataLayout) -> None:
+    save_model(layout, tiny_model("BTC", NOW - DAY))
+    save_model(layout, tiny_model("ETH", NOW - DAY))
+    clock = FakeClock(NOW)
+    thinker, _ = make_thinker(layout, clock)
+    write_heartbeat(layout, "trainer-BTC", status="training", clock=clock)
+    snapshot = thinker.step(settings(), clock())
+    btc, eth = snapshot.coin("BTC"), snapshot.coin("ETH")
+    assert btc is not None and btc.status is CoinStatus.TRAINING and btc.long_level is None
+    assert "no new trades" in btc.reason
+    assert eth is not None and eth.status is CoinStatus.READY  # other coins trade on
+    clock.now += 11  # the trainer died without a word: not training any more
+    assert thinker.step(settings(), clock()).coin("BTC").status is CoinStatus.READY  # type: ignore[union-attr]
+    write_heartbeat(layout, "trainer-BTC", status="finished", clock=clock)
+    assert thinker.step(settings(), clock()).coin("BTC").status is CoinStatus.READY  # type: ignore[union-attr]
 
 
 def test_missing_damaged_stale_and_mismatched_models_get_no_signal(layout: DataLayout) -> None:
