@@ -1,17 +1,20 @@
 """PowerTrader AI hub: the program a person starts.
 
-At this stage of 3.0.0-dev the hub prepares the data folder, validates the settings, checks the
-bundled market history and prints what it found; the trading processes and the desktop window
-arrive in later releases (see ROADMAP.md). It never crashes with a Tk traceback when there is no
-display: it says so and runs headless.
+``python pt_hub.py`` opens the window; ``--headless`` runs the same supervisor without one
+(trains the coins that need it, then Start All, and prints a status table until Ctrl-C);
+``--status`` prints what the data folder holds and exits. Without a display the hub says so and
+runs headless rather than failing with a Tk traceback. In live mode the headless hub trades only
+with ``--confirm-live``.
 """
 
 from __future__ import annotations
 
 import argparse
 import calendar
+import getpass
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -22,14 +25,19 @@ import pt_config
 import pt_ohlcv
 from pt_candles import find_gaps
 from pt_config_schema import Settings
+from pt_hub_engine import HubEngine, HubStatus, status_table
 from pt_logging import setup_logging
 from pt_models import model_status
 from pt_replay import read_clock, sim_time, start_clock
+from pt_secrets_vault import read_header
 from pt_state import DataDirError, DataLayout, resolve_data_dir
+from pt_supervisor import Supervisor
 from pt_thinker import read_signals
 from pt_types import HOUR, Mode
 
 log = logging.getLogger(__name__)
+
+HEADLESS_EVERY = 5.0  # seconds between status tables
 
 VERSION = (Path(__file__).resolve().parent / "VERSION.md").read_text(encoding="utf-8").strip()
 MODE_LINES = {
@@ -112,12 +120,6 @@ def status_report(layout: DataLayout, settings: Settings, history: list[CoinHist
     if missing:
         lines.append(f"no bundled history for {', '.join(missing)} (demo mode cannot trade them)")
     lines += predictor_lines(layout, settings, time.time())
-    lines += [
-        "",
-        "Ready so far: settings, data, logs, market data, predictor, journal, paper trader.",
-        "By hand for now: pt_trainer.py COIN, pt_thinker.py, pt_trader.py (see README).",
-        "Not built yet: the hub window and its supervisor (see ROADMAP.md).",
-    ]
     return "\n".join(lines)
 
 
@@ -175,31 +177,102 @@ def prepare(data_dir: str | None) -> tuple[DataLayout, Settings]:
     return layout, settings
 
 
+def run_headless(
+    layout: DataLayout,
+    settings: Settings,
+    *,
+    confirm_live: bool,
+    every: float = HEADLESS_EVERY,
+) -> int:
+    """Train what needs it, Start All, print the status table every few seconds; Ctrl-C (or
+    SIGTERM) stops every child before returning."""
+    engine = HubEngine(layout, Supervisor(layout)).start()
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        status = _wait_status(engine)
+        untrained = [c.coin for c in status.coins if c.state != "trained"]
+        if untrained:
+            print(f"training {', '.join(untrained)} first", flush=True)  # noqa: T201
+            engine.train(untrained)
+        started = False
+        while True:
+            status = _wait_status(engine)
+            if not started and status.all_trained and not any_training(status):
+                started = True
+                if settings.mode is Mode.LIVE and not confirm_live:
+                    print(LIVE_REFUSAL, flush=True)  # noqa: T201
+                else:
+                    engine.start_all(live_passphrase(layout, settings))
+            print(status_table(status), "\n", sep="", flush=True)  # noqa: T201
+            time.sleep(every)
+    except KeyboardInterrupt:
+        print("stopping every worker...", flush=True)  # noqa: T201
+    finally:
+        engine.close()
+    return 0
+
+
+LIVE_REFUSAL = (
+    "LIVE mode: not trading from a headless start without --confirm-live "
+    "(real orders, real money). Status only."
+)
+
+
+def any_training(status: HubStatus) -> bool:
+    return any(c.state == "training" for c in status.coins)
+
+
+def live_passphrase(layout: DataLayout, settings: Settings) -> str | None:
+    """The passphrase of a passphrase-locked vault, asked on the terminal (live mode only)."""
+    header = read_header(layout)
+    if settings.mode is not Mode.LIVE or header is None or header.key_source != "passphrase":
+        return None
+    return getpass.getpass("Passphrase of the PowerTrader keys: ")
+
+
+def _wait_status(engine: HubEngine) -> HubStatus:
+    return engine.statuses.get(timeout=60)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pt_hub.py", description="PowerTrader AI hub")
     parser.add_argument(
         "--data-dir", help="data folder (default: $POWERTRADER_HOME or ./user_data)"
     )
-    parser.add_argument("--headless", action="store_true", help="run without a window")
+    parser.add_argument("--headless", action="store_true", help="run without a window until Ctrl-C")
+    parser.add_argument("--status", action="store_true", help="print the status and exit")
+    parser.add_argument(
+        "--confirm-live", action="store_true", help="headless: allow trading in live mode"
+    )
     args = parser.parse_args(argv)
-    out: list[str] = []
     try:
         layout, settings = prepare(args.data_dir)
     except (DataDirError, pt_config.SettingsError) as exc:
         print(f"PowerTrader AI cannot start:\n{exc}", file=sys.stderr)  # noqa: T201  (CLI)
         return 2
-    if not args.headless:
+    started = ensure_demo_clock(layout, settings, time.time())
+    if args.status:
+        out = [started] if started else []
+        out.append(status_report(layout, settings, bundled_history(settings.coins)))
+        print("\n".join(out))  # noqa: T201  (CLI output)
+        return 0
+    headless = args.headless
+    if not headless:
         problem = display_problem()
         if problem:
-            out.append(f"{problem}: running headless (python pt_hub.py --headless).")
-        else:
-            out.append("The hub window is not built yet in this release: status follows.")
-    started = ensure_demo_clock(layout, settings, time.time())
+            print(f"{problem}: running headless (python pt_hub.py --headless).")  # noqa: T201
+            headless = True
     if started:
-        out.append(started)
-    out.append(status_report(layout, settings, bundled_history(settings.coins)))
-    print("\n".join(out))  # noqa: T201  (CLI output)
-    return 0
+        print(started, flush=True)  # noqa: T201
+    if headless:
+        return run_headless(layout, settings, confirm_live=args.confirm_live)
+    from pt_gui_hub import run_window  # noqa: PLC0415  (Tk only when a window is wanted)
+
+    return run_window(layout, first_run=started is not None)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     (
         "processes",
-        ("pt_trainer", "pt_thinker", "pt_trader", "pt_backtester", "pt_supervisor"),
+        ("pt_trainer", "pt_thinker", "pt_trader", "pt_backtester", "pt_supervisor",
+         "pt_hub_engine"),
     ),
     ("gui", ("pt_hub", "pt_analytics_dashboard", "pt_gui_*")),
 )  # fmt: skip
