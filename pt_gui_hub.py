@@ -17,6 +17,7 @@ from tkinter import ttk
 
 from pt_analytics_dashboard import AnalyticsWidget, mode_clock
 from pt_gui_controls import ControlsPanel, TrainingPanel
+from pt_gui_keywizard import KeyWizard
 from pt_gui_theme import apply_theme
 from pt_hub_engine import HubEngine, HubStatus
 from pt_replay import change_speed
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 TITLE = "PowerTrader AI — Hub"
 DRAIN_MS = 200
+ROBINHOOD_URL = "https://trading.robinhood.com"
 LEFT_MIN, RIGHT_MIN = 360, 520
 GUIDE = (
     "Welcome to PowerTrader AI. You are in DEMO mode: real past prices on a simulated clock and "
@@ -48,6 +50,7 @@ class HubWindow:
         self.status: HubStatus | None = None
         self.applied = 0  # statuses shown (tests wait on it)
         self.closed = False
+        self.wizard: KeyWizard | None = None
         self._build(first_run)
         root.protocol("WM_DELETE_WINDOW", self.close)
         self._after = root.after(DRAIN_MS, self._drain)
@@ -105,6 +108,9 @@ class HubWindow:
         scripts.add_command(label="Start All", command=self.start_all)
         scripts.add_command(label="Stop All", command=self.engine.stop_all)
         bar.add_cascade(label="Scripts", menu=scripts)
+        settings = tk.Menu(bar, tearoff=False)
+        settings.add_command(label="Robinhood API keys…", command=self.open_key_wizard)
+        bar.add_cascade(label="Settings", menu=settings)
         self.root.configure(menu=bar)
 
     def _clamp_sash(self) -> None:
@@ -121,6 +127,15 @@ class HubWindow:
         self.tabs.insert(index, widget, text=text)
 
     # -- actions ------------------------------------------------------------------------------
+
+    def open_key_wizard(self) -> KeyWizard:
+        """One wizard at a time: a second request brings the open one to the front."""
+        if self.wizard is not None and self.wizard.winfo_exists():
+            self.wizard.lift()
+            return self.wizard
+        url = self.status.settings.exchanges.robinhood_url if self.status else ROBINHOOD_URL
+        self.wizard = KeyWizard(self.root, self.layout, robinhood_url=url)
+        return self.wizard
 
     def start_all(self) -> None:
         self.engine.start_all()
