@@ -18,9 +18,11 @@ from tkinter import ttk
 from pt_analytics_dashboard import AnalyticsWidget, mode_clock
 from pt_gui_controls import ControlsPanel, TrainingPanel
 from pt_gui_keywizard import KeyWizard
+from pt_gui_settings import SettingsEditor
 from pt_gui_theme import apply_theme
 from pt_hub_engine import HubEngine, HubStatus
 from pt_replay import change_speed
+from pt_secrets_vault import read_header
 from pt_state import DataLayout
 from pt_supervisor import Supervisor
 
@@ -98,6 +100,14 @@ class HubWindow:
             self.tabs, journal_path=self.layout.journal_db, clock=mode_clock(self.layout)
         )
         self.tabs.add(self.analytics, text="ANALYTICS")
+        self.settings = SettingsEditor(
+            self.tabs,
+            layout=self.layout,
+            account_value=self.account_value,
+            keys_configured=lambda: read_header(self.layout) is not None,
+            open_key_wizard=lambda: None if self.open_key_wizard() else None,
+        )
+        self.tabs.add(self.settings, text="SETTINGS")
 
     def _menu(self) -> None:
         bar = tk.Menu(self.root)
@@ -127,6 +137,12 @@ class HubWindow:
         self.tabs.insert(index, widget, text=text)
 
     # -- actions ------------------------------------------------------------------------------
+
+    def account_value(self) -> float | None:
+        """The trader's last total account value (for the settings' "≈ $ per trade" hint)."""
+        trader = self.status.trader if self.status else None
+        value = ((trader or {}).get("account") or {}).get("total_value")
+        return float(value) if isinstance(value, int | float) else None
 
     def open_key_wizard(self) -> KeyWizard:
         """One wizard at a time: a second request brings the open one to the front."""
@@ -176,6 +192,7 @@ class HubWindow:
         self.root.after_cancel(self._after)
         self.root.withdraw()
         self.analytics.destroy()
+        self.settings.destroy()
         self.engine.close()
         self.root.destroy()
 

@@ -78,6 +78,9 @@ def test_train_all_start_all_trade_stop_all(hub: HubWindow) -> None:
     wizard = hub.open_key_wizard()  # the Settings menu's entry; one at a time
     assert hub.open_key_wizard() is wizard and wizard.title() == "Robinhood API Setup"
     wizard.destroy()
+    hub.tabs.select(hub.settings)
+    pump(hub.root, 0.5)
+    screenshot(hub.root, "hub-settings")
 
     hub.training.train_all.invoke()
     wait(hub, lambda: training(hub), "training to start")
