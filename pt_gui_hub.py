@@ -105,7 +105,7 @@ class HubWindow:
             layout=self.layout,
             account_value=self.account_value,
             keys_configured=lambda: read_header(self.layout) is not None,
-            open_key_wizard=lambda: None if self.open_key_wizard() else None,
+            open_key_wizard=self.open_key_wizard,
         )
         self.tabs.add(self.settings, text="SETTINGS")
 
@@ -144,14 +144,13 @@ class HubWindow:
         value = ((trader or {}).get("account") or {}).get("total_value")
         return float(value) if isinstance(value, int | float) else None
 
-    def open_key_wizard(self) -> KeyWizard:
-        """One wizard at a time: a second request brings the open one to the front."""
+    def open_key_wizard(self) -> None:
+        """One wizard at a time (``self.wizard``): a second request brings it to the front."""
         if self.wizard is not None and self.wizard.winfo_exists():
             self.wizard.lift()
-            return self.wizard
+            return
         url = self.status.settings.exchanges.robinhood_url if self.status else ROBINHOOD_URL
         self.wizard = KeyWizard(self.root, self.layout, robinhood_url=url)
-        return self.wizard
 
     def start_all(self) -> None:
         self.engine.start_all()
