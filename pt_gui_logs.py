@@ -1,0 +1,375 @@
+"""The hub's log viewer: search every process's log (``logs/<process>.jsonl``) by level,
+process and text, newest first, coloured by level, with the selected entry in full below.
+
+Searching reads files that may hold megabytes, so it runs on a worker thread
+(:func:`pt_logging.search_logs`) and the result comes back through a queue drained by
+``after()``. With "Auto-refresh" on, the search repeats every ``refresh_ms``, but only when a
+log file changed (its stat), so an idle bot costs one directory listing per refresh.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import logging
+import queue
+import threading
+import tkinter as tk
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from pathlib import Path
+from tkinter import ttk
+from typing import Any
+
+from pt_gui_theme import (
+    BG,
+    BORDER,
+    MUTED,
+    NEGATIVE,
+    PANEL,
+    PANEL_HI,
+    SELECT,
+    TEXT,
+    WARNING,
+    Theme,
+    apply_theme,
+)
+from pt_gui_trades import scrollbars
+from pt_logging import LEVEL_NAMES, LogEntry, LogQuery, search_logs
+
+__all__ = ["LogFilter", "LogResult", "LogRow", "LogSearcher", "LogViewer", "rows_of"]
+
+log = logging.getLogger(__name__)
+
+ALL, TRAINERS = "all", "trainers"
+KNOWN_PROCESSES = ("hub", "thinker", "trader", TRAINERS)
+LIMIT = 500
+POLL_MS = 50
+COLUMNS = ("Time", "Level", "Process", "Message")
+LEVEL_COLOURS = {"DEBUG": MUTED, "INFO": TEXT, "WARNING": WARNING, "ERROR": NEGATIVE,
+                 "CRITICAL": NEGATIVE}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """What the user asked for: the lowest level shown, one process (``all``, or ``trainers``
+    for every ``trainer-<COIN>``), and text that must appear (any case)."""
+
+    level: str = "INFO"
+    process: str = ALL
+    text: str = ""
+    limit: int = LIMIT
+
+    def queries(self, processes: Sequence[str]) -> list[LogQuery]:
+        """One query per process it covers (the log search matches one process exactly)."""
+        text = self.text.strip() or None
+        if self.process == ALL:
+            names: list[str | None] = [None]
+        elif self.process == TRAINERS:
+            names = [p for p in processes if p.startswith("trainer-")]
+        else:
+            names = [self.process]
+        return [LogQuery(min_level=self.level, process=p, text=text, limit=self.limit)
+                for p in names]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LogRow:
+    cells: tuple[str, str, str, str]  # time, level, process, the message's first line
+    level: str
+    detail: str  # everything about the entry, for the pane below the table
+
+
+@dataclass(frozen=True)
+class LogResult:
+    filter: LogFilter
+    rows: tuple[LogRow, ...]
+    processes: tuple[str, ...]  # every process with a log file, for the filter's list
+    error: str = ""
+
+
+def _detail(e: LogEntry, when: str) -> str:
+    head = f"{when}  {e.level}  {e.process}" + (f" (pid {e.pid})" if e.pid else "")
+    parts = [f"{head}  {e.logger}", e.msg]
+    if e.fields:
+        parts.append(json.dumps(dict(e.fields), ensure_ascii=False, default=str, sort_keys=True))
+    if e.exc:
+        parts.append(e.exc)
+    return "\n".join(parts)
+
+
+def rows_of(entries: Sequence[LogEntry], tz: tzinfo | None = None) -> tuple[LogRow, ...]:
+    """Table rows for log entries (newest first as given); a multi-line message shows its first
+    line and "…", an exception its last line."""
+    rows = []
+    for e in entries:
+        when = datetime.fromtimestamp(e.ts, tz=tz).strftime("%Y-%m-%d %H:%M:%S")
+        first, _, rest = e.msg.partition("\n")
+        message = first + (" …" if rest else "")
+        if e.exc:
+            message += f"  ⟶ {e.exc.strip().splitlines()[-1]}"
+        rows.append(LogRow((when, e.level, e.process, message), e.level, _detail(e, when)))
+    return tuple(rows)
+
+
+class LogSearcher:
+    """The worker's side: lists the log files and searches them. ``search`` returns None when
+    neither the filter nor any file changed since the last search (unless ``force``);
+    ``searches`` counts the searches that read the files."""
+
+    def __init__(self, logs_dir: Path, *, tz: tzinfo | None = None) -> None:
+        self.logs_dir, self.tz = Path(logs_dir), tz
+        self._last: tuple[LogFilter, tuple[tuple[str, int, int], ...]] | None = None
+        self.searches = 0
+
+    def _files(self) -> tuple[tuple[str, int, int], ...]:
+        found = []
+        for path in self.logs_dir.glob("*.jsonl*"):
+            try:
+                st = path.stat()
+            except OSError:  # rotated away meanwhile
+                continue
+            found.append((path.name, st.st_mtime_ns, st.st_size))
+        return tuple(sorted(found))
+
+    def search(self, filt: LogFilter, *, force: bool = False) -> LogResult | None:
+        files = self._files()
+        if not force and self._last == (filt, files):
+            return None
+        self._last = (filt, files)
+        processes = tuple(sorted({name.split(".jsonl")[0] for name, _, _ in files}))
+        if not files:
+            return LogResult(filt, (), processes, f"no log files yet in {self.logs_dir}")
+        self.searches += 1
+        found = [search_logs(q, self.logs_dir) for q in filt.queries(processes)]
+        newest = heapq.merge(*found, key=lambda e: -e.ts)  # each list is newest first already
+        entries = [e for _, e in zip(range(filt.limit), newest, strict=False)]
+        return LogResult(filt, rows_of(entries, self.tz), processes)
+
+
+_Job = tuple[LogFilter, bool] | None
+
+
+def _serve(searcher: LogSearcher, jobs: queue.Queue[_Job], results: queue.Queue[object]) -> None:
+    """The worker's loop; a failed search is reported in the status line, never fatal."""
+    while (job := jobs.get()) is not None:
+        filt, force = job
+        try:
+            results.put(searcher.search(filt, force=force))
+        except Exception as exc:
+            log.exception("log search failed")
+            results.put(LogResult(filt, (), (), f"search failed: {exc}"))
+
+
+def _styles(root: tk.Misc) -> None:
+    """Dark inputs (clam draws read-only comboboxes, entries and check boxes light)."""
+    style = ttk.Style(root)
+    field: dict[str, Any] = {"fieldbackground": BG, "foreground": TEXT, "bordercolor": BORDER,
+             "lightcolor": BORDER, "padding": (4, 2)}  # fmt: skip
+    style.configure("Logs.TCombobox", background=PANEL_HI, arrowcolor=TEXT, **field)
+    style.map("Logs.TCombobox", fieldbackground=[("readonly", BG)],
+              foreground=[("readonly", TEXT)], background=[("active", SELECT)])  # fmt: skip
+    style.configure("Logs.TEntry", insertcolor=TEXT, **field)
+    style.configure("Logs.TCheckbutton", background=PANEL, foreground=TEXT,
+                    indicatorbackground=BG, indicatorforeground=TEXT)  # fmt: skip
+    style.map("Logs.TCheckbutton", background=[("active", PANEL)],
+              indicatorbackground=[("selected", BG)])  # fmt: skip
+    for key, value in (("background", PANEL), ("foreground", TEXT),
+                       ("selectBackground", SELECT), ("selectForeground", TEXT)):  # fmt: skip
+        root.option_add(f"*TCombobox*Listbox.{key}", value)
+
+
+class LogViewer(ttk.Frame):
+    """The log tab (module doc). ``refresh_ms`` is the auto-refresh period."""
+
+    def __init__(
+        self,
+        parent: tk.Misc,
+        *,
+        logs_dir: Path,
+        refresh_ms: int = 2000,
+        auto_refresh: bool = True,
+        tz: tzinfo | None = None,
+    ) -> None:
+        super().__init__(parent, style="Panel.TFrame", padding=(10, 6, 10, 6))
+        self.theme: Theme = apply_theme(self.winfo_toplevel())
+        _styles(self.winfo_toplevel())
+        self.searcher = LogSearcher(logs_dir, tz=tz)
+        self.result: LogResult | None = None
+        self.generation = 0
+        self._jobs: queue.Queue[_Job] = queue.Queue()
+        self._results: queue.Queue[object] = queue.Queue()
+        self._in_flight, self._again, self._closed = False, False, False
+        self._refresh_ms = refresh_ms
+        self._after: dict[str, str] = {}
+        self._details: dict[str, str] = {}
+        self.level = tk.StringVar(self, "INFO")
+        self.process = tk.StringVar(self, ALL)
+        self.text = tk.StringVar(self, "")
+        self.auto = tk.BooleanVar(self, auto_refresh)
+        self._build()
+        self._worker = threading.Thread(
+            target=_serve,
+            args=(self.searcher, self._jobs, self._results),
+            name="logs-worker",
+            daemon=True,
+        )
+        self._worker.start()
+        self._schedule("poll", POLL_MS, self._poll)
+        self.search()
+        if refresh_ms > 0:
+            self._schedule("tick", refresh_ms, self._tick)
+
+    # -- layout ------------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        head = ttk.Frame(self, style="Panel.TFrame")
+        head.grid(row=0, column=0, columnspan=2, sticky="ew")
+        head.columnconfigure(1, weight=1)
+        ttk.Label(head, text="Logs", style="Section.TLabel").grid(row=0, column=0, sticky="w")
+        self.note = ttk.Label(head, text="", style="PanelMuted.TLabel")
+        self.note.grid(row=0, column=1, sticky="e", padx=(12, 12))
+        self.auto_check = ttk.Checkbutton(head, text="Auto-refresh", variable=self.auto,
+                                          style="Logs.TCheckbutton")  # fmt: skip
+        self.auto_check.grid(row=0, column=2, sticky="e")
+        self.search_button = ttk.Button(head, text="Search", command=self.search)
+        self.search_button.grid(row=0, column=3, sticky="e", padx=(10, 0))
+        bar = ttk.Frame(head, style="Panel.TFrame")
+        bar.grid(row=1, column=0, columnspan=4, sticky="ew", pady=(4, 0))
+        bar.columnconfigure(5, weight=1)
+        self.level_box = ttk.Combobox(bar, textvariable=self.level, values=LEVEL_NAMES, width=9)
+        self.process_box = ttk.Combobox(bar, textvariable=self.process, width=12,
+                                        values=(ALL, *KNOWN_PROCESSES))  # fmt: skip
+        for combo in (self.level_box, self.process_box):
+            combo.configure(state="readonly", style="Logs.TCombobox")
+        self.text_entry = ttk.Entry(bar, textvariable=self.text, width=12, style="Logs.TEntry")
+        fields = (("Level", self.level_box), ("Process", self.process_box),
+                  ("Text", self.text_entry))  # fmt: skip
+        for i, (label, field) in enumerate(fields):
+            ttk.Label(bar, text=label, style="PanelMuted.TLabel").grid(
+                row=0, column=2 * i, padx=(0 if i == 0 else 12, 4))  # fmt: skip
+            field.grid(row=0, column=2 * i + 1, sticky="ew")
+        for box in (self.level_box, self.process_box):
+            box.bind("<<ComboboxSelected>>", lambda _e: self.search())
+        self.text_entry.bind("<Return>", lambda _e: self.search())
+        self.tree = ttk.Treeview(self, columns=COLUMNS, show="headings", selectmode="browse")
+        self._columns()
+        for level, colour in LEVEL_COLOURS.items():
+            font = self.theme.bold if level == "CRITICAL" else self.theme.body
+            self.tree.tag_configure(level, foreground=colour, font=font)
+        scrollbars(self, self.tree)
+        self.tree.bind("<<TreeviewSelect>>", lambda _e: self._show_detail())
+        self.detail = tk.Text(self, height=5, background=BG, foreground=TEXT, borderwidth=0,
+                              highlightthickness=1, highlightbackground=BORDER,
+                              font=self.theme.small, wrap="word", state="disabled")  # fmt: skip
+        self.detail.grid(row=4, column=0, columnspan=2, sticky="ew", pady=(6, 0))
+        self.rowconfigure(2, weight=1)
+        self.columnconfigure(0, weight=1)
+
+    def _columns(self) -> None:
+        """Time, level and process as wide as their longest value; the message takes the rest."""
+        t = self.theme
+        samples = (  # measured bold: CRITICAL rows are
+            ("Time", "2024-12-31 23:59:59", t.bold),
+            ("Level", "CRITICAL", t.bold),
+            ("Process", "trainer-DOGE", t.bold),
+            ("Message", "", t.body),
+        )
+        for col, sample, font in samples:
+            width = max(t.measure(self.tree, sample, font), t.measure(self, col, t.small_bold)) + 16
+            last = col == "Message"
+            self.tree.heading(col, text=col, anchor="w")
+            self.tree.column(col, width=300 if last else width, minwidth=120 if last else width,
+                             stretch=last, anchor="w")  # fmt: skip
+
+    # -- showing results ---------------------------------------------------------------------
+
+    def _apply(self, result: LogResult | None) -> None:
+        self.generation += 1
+        self._in_flight = False
+        if result is not None:
+            self.result = result
+            self._fill(result)
+        if self._again:
+            self._again = False
+            self.search()
+
+    def _fill(self, result: LogResult) -> None:
+        selected = self.tree.selection()
+        self.tree.delete(*self.tree.get_children())
+        self._details = {}
+        for i, row in enumerate(result.rows):
+            iid = self.tree.insert("", "end", values=row.cells, tags=(row.level,))
+            self._details[iid] = row.detail
+            if i == 0 and selected:
+                self.tree.selection_set(iid)
+        names = [p for p in result.processes if p not in KNOWN_PROCESSES]
+        self.process_box.configure(values=(ALL, *KNOWN_PROCESSES, *names))
+        shown = len(result.rows)
+        full = " (the newest only)" if shown >= result.filter.limit else ""
+        text = result.error or f"{shown} entries · newest first{full}"
+        style = "Problem.TLabel" if result.error else "PanelMuted.TLabel"
+        self.note.configure(text=text, style=style)
+        self._show_detail()
+
+    def _show_detail(self) -> None:
+        chosen = self.tree.selection()
+        text = self._details.get(chosen[0], "") if chosen else "Select an entry to see it in full."
+        self.detail.configure(state="normal")
+        self.detail.delete("1.0", "end")
+        self.detail.insert("1.0", text)
+        self.detail.configure(state="disabled")
+
+    def rows(self) -> list[tuple[str, ...]]:
+        return [
+            tuple(str(v) for v in self.tree.item(i, "values")) for i in self.tree.get_children()
+        ]
+
+    # -- searching (Tk thread) -----------------------------------------------------------------
+
+    def current_filter(self) -> LogFilter:
+        return LogFilter(self.level.get(), self.process.get(), self.text.get())
+
+    def search(self, *, force: bool = True) -> None:
+        """Search now (the button, Return, a changed filter); auto-refresh passes
+        ``force=False`` so unchanged files are not read again."""
+        if self._closed:
+            return
+        if self._in_flight:
+            self._again = True
+            return
+        self._in_flight = True
+        self._jobs.put((self.current_filter(), force))
+
+    @property
+    def busy(self) -> bool:
+        return self._in_flight
+
+    def _schedule(self, name: str, ms: int, callback: Callable[[], None]) -> None:
+        if not self._closed:
+            self._after[name] = self.after(ms, callback)
+
+    def _poll(self) -> None:
+        try:
+            while True:
+                result = self._results.get_nowait()
+                self._apply(result if isinstance(result, LogResult) else None)
+        except queue.Empty:
+            pass
+        finally:
+            self._schedule("poll", POLL_MS, self._poll)
+
+    def _tick(self) -> None:
+        if self.auto.get() and not self._in_flight:
+            self.search(force=False)
+        self._schedule("tick", self._refresh_ms, self._tick)
+
+    def destroy(self) -> None:
+        self._closed = True
+        for ident in self._after.values():
+            self.after_cancel(ident)
+        self._jobs.put(None)
+        if threading.current_thread() is not self._worker:
+            self._worker.join(timeout=5)
+        super().destroy()

@@ -1,0 +1,417 @@
+"""The hub's trading panels: "Current trades", the "Account" box and the "Trade history".
+
+They show what the trader reports in ``state/trader_status.json`` and the fills in the journal
+(original-behaviour.md §4.4). The Tk thread never reads a file: a
+:class:`pt_gui_trades_data.TradesLoader` on a worker thread does, only when something changed;
+the :class:`TradesFeed` hands each new :class:`TradesView` (ready text) to the widgets through a
+queue drained by ``after()``. A coin that cannot trade is shown in warning colour with its
+reason above the table. The hub may embed :class:`TradesPanel` (all three), or place
+:class:`AccountPanel`, :class:`TradesTable` and :class:`HistoryList` itself over one feed.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import tkinter as tk
+from collections.abc import Callable
+from datetime import tzinfo
+from tkinter import font as tkfont
+from tkinter import ttk
+from typing import Literal
+
+from pt_gui_theme import (
+    BORDER,
+    MUTED,
+    PANEL,
+    PANEL_HI,
+    SELECT,
+    TEXT,
+    TONE_COLOURS,
+    WARNING,
+    Theme,
+    apply_theme,
+)
+from pt_gui_trades_data import (
+    READ_TIMEOUT_S,
+    HistoryLine,
+    TradeRow,
+    TradesLoader,
+    TradesView,
+    account_lines,
+)
+from pt_state import DataLayout
+from pt_strategy import StrategyConfig
+from pt_types import Mode
+
+__all__ = ["AccountPanel", "HistoryList", "TradesFeed", "TradesPanel", "TradesTable", "scrollbars"]
+
+log = logging.getLogger(__name__)
+
+POLL_MS = 50
+COLUMNS = (
+    "Coin", "Qty", "Value", "Avg cost", "Ask", "DCA PnL", "Bid", "Sell PnL", "DCA stage",
+    "DCA 24h", "Next DCA", "Trail line",
+)  # fmt: skip
+SAMPLES = (
+    "DOGE", "0.00012345", "$10,000.00", "$43,250.5", "$43,250.5", "-10.00%", "$43,250.5",
+    "-10.00%", "9", "2/2", "$57,247 · HARD", "$60,300 · ACTIVE · peak $60,601.5 · +0.33%",
+)  # fmt: skip
+TEXT_COLUMNS = frozenset({"Coin", "Next DCA", "Trail line"})
+WEIGHTS = {"Next DCA": 1, "Trail line": 2}
+
+# ---------------------------------------------------------------------------------------------
+# The feed: the worker thread and the queue drained on the Tk thread
+
+
+def _serve(
+    loader: TradesLoader,
+    jobs: queue.Queue[StrategyConfig | None],
+    results: queue.Queue[TradesView | None],
+) -> None:
+    """The worker's loop; a failure becomes "no change" and a log line, never a dead thread."""
+    while (config := jobs.get()) is not None:
+        try:
+            results.put(loader.load(config))
+        except Exception:
+            log.exception("reading the trader status or the journal failed")
+            results.put(None)
+
+
+class TradesFeed:
+    """Refreshes every ``refresh_ms`` (0: only on demand) and hands each new view to the
+    subscribed widgets; ``generation`` counts finished refreshes (tests wait on it)."""
+
+    def __init__(
+        self,
+        master: tk.Misc,
+        loader: TradesLoader,
+        config: StrategyConfig,
+        *,
+        refresh_ms: int = 1000,
+    ) -> None:
+        self.master, self.loader, self.config = master, loader, config
+        self.view: TradesView | None = None
+        self.generation = 0
+        self._subscribers: list[Callable[[TradesView], None]] = []
+        self._jobs: queue.Queue[StrategyConfig | None] = queue.Queue()
+        self._results: queue.Queue[TradesView | None] = queue.Queue()
+        self._in_flight = self._again = self._closed = False
+        self._refresh_ms = refresh_ms
+        self._after: dict[str, str] = {}
+        self._worker = threading.Thread(
+            target=_serve,
+            args=(loader, self._jobs, self._results),
+            name="trades-worker",
+            daemon=True,
+        )
+        self._worker.start()
+        self._schedule("poll", POLL_MS, self._poll)
+        self.refresh_now()
+        if refresh_ms > 0:
+            self._schedule("tick", refresh_ms, self._tick)
+
+    def subscribe(self, callback: Callable[[TradesView], None]) -> None:
+        self._subscribers.append(callback)
+        if self.view is not None:
+            callback(self.view)
+
+    @property
+    def busy(self) -> bool:
+        return self._in_flight
+
+    def refresh_now(self) -> None:
+        if self._closed:
+            return
+        if self._in_flight:
+            self._again = True
+            return
+        self._in_flight = True
+        self._jobs.put(self.config)
+
+    def set_config(self, config: StrategyConfig) -> None:
+        """New settings (coins, DCA rules): the next refresh rebuilds the view with them."""
+        self.config = config
+        self.refresh_now()
+
+    def _schedule(self, name: str, ms: int, callback: Callable[[], None]) -> None:
+        if not self._closed:
+            self._after[name] = self.master.after(ms, callback)
+
+    def _poll(self) -> None:
+        try:
+            while True:
+                view = self._results.get_nowait()
+                self.generation += 1
+                self._in_flight = False
+                if view is not None:
+                    self.view = view
+                    for callback in self._subscribers:
+                        callback(view)
+                if self._again:
+                    self._again = False
+                    self.refresh_now()
+        except queue.Empty:
+            pass
+        finally:
+            self._schedule("poll", POLL_MS, self._poll)
+
+    def _tick(self) -> None:
+        self.refresh_now()
+        self._schedule("tick", self._refresh_ms, self._tick)
+
+    def close(self) -> None:
+        """Stop the timers and the worker (after the read it is doing)."""
+        if self._closed:
+            return
+        self._closed = True
+        for ident in self._after.values():
+            self.master.after_cancel(ident)
+        self._jobs.put(None)
+        if threading.current_thread() is not self._worker:
+            self._worker.join(timeout=READ_TIMEOUT_S + 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Widgets
+
+
+def _heading(parent: tk.Misc, title: str) -> ttk.Label:
+    """The panel's title on the left and a muted note on the right (returned)."""
+    frame = ttk.Frame(parent, style="Panel.TFrame")
+    frame.grid(row=0, column=0, columnspan=2, sticky="ew")
+    frame.columnconfigure(0, weight=1)
+    ttk.Label(frame, text=title, style="Section.TLabel").grid(row=0, column=0, sticky="w")
+    note = ttk.Label(frame, text="", style="PanelMuted.TLabel")
+    note.grid(row=0, column=1, sticky="e")
+    return note
+
+
+def scrollbars(
+    parent: tk.Misc, view: tk.Listbox | tk.Canvas | ttk.Treeview
+) -> tuple[ttk.Scrollbar, ttk.Scrollbar]:
+    """Both scrollbars of ``view``, dark also when there is nothing to scroll (clam draws a
+    disabled scrollbar light grey, and the theme styles only the vertical one)."""
+    style = ttk.Style(parent)
+    for orient in ("Vertical", "Horizontal"):
+        name = f"Panel.{orient}.TScrollbar"
+        style.configure(name, background=PANEL_HI, troughcolor=PANEL, arrowcolor=MUTED,
+                        bordercolor=BORDER, lightcolor=PANEL_HI, darkcolor=PANEL_HI)  # fmt: skip
+        style.map(name, background=[("disabled", PANEL), ("active", SELECT)],
+                  arrowcolor=[("disabled", BORDER)])  # fmt: skip
+    y = ttk.Scrollbar(parent, orient="vertical", command=view.yview,
+                      style="Panel.Vertical.TScrollbar")  # fmt: skip
+    x = ttk.Scrollbar(parent, orient="horizontal", command=view.xview,
+                      style="Panel.Horizontal.TScrollbar")  # fmt: skip
+    view.configure(yscrollcommand=y.set, xscrollcommand=x.set)
+    view.grid(row=2, column=0, sticky="nsew", pady=(4, 0))
+    y.grid(row=2, column=1, sticky="ns", pady=(4, 0))
+    x.grid(row=3, column=0, sticky="ew")
+    return y, x
+
+
+def _wrap(label: ttk.Label) -> None:
+    label.bind("<Configure>", lambda e: label.configure(wraplength=max(e.width - 4, 200)))
+
+
+class TradesTable(ttk.Frame):
+    """ "Current trades": one row per held coin and per coin that cannot trade (in warning
+    colour, its reason above the table too). Narrower than its columns, it scrolls sideways."""
+
+    def __init__(self, parent: tk.Misc, feed: TradesFeed | None = None, *,
+                 theme: Theme | None = None) -> None:  # fmt: skip
+        super().__init__(parent, style="Panel.TFrame", padding=(10, 6, 10, 6))
+        self.theme = theme or apply_theme(self.winfo_toplevel())
+        self.note = _heading(self, "Current trades")
+        self.banner = ttk.Label(self, text="", style="Problem.TLabel", anchor="w")
+        # twelve columns share the hub's right pane: the smaller font keeps most of them in view
+        ttk.Style(self).configure("Trades.Treeview", font=self.theme.small)
+        self.tree = ttk.Treeview(self, columns=COLUMNS, show="headings", height=4,
+                                 selectmode="browse", style="Trades.Treeview")  # fmt: skip
+        self.tree.tag_configure("problem", foreground=WARNING)
+        scrollbars(self, self.tree)
+        self.rules = ttk.Label(self, text="", style="PanelMuted.TLabel", anchor="w")
+        self.rules.grid(row=4, column=0, columnspan=2, sticky="ew", pady=(3, 0))
+        self.empty = ttk.Label(self, text="No open trades", style="PanelMuted.TLabel")
+        self.rowconfigure(2, weight=1)
+        self.columnconfigure(0, weight=1)
+        self._least = self._size_columns()
+        self._fit()
+        self.tree.bind("<Configure>", self._fit, add="+")
+        _wrap(self.banner)
+        _wrap(self.rules)
+        if feed is not None:
+            feed.subscribe(self.show)
+
+    def _size_columns(self, rows: tuple[TradeRow, ...] | None = None) -> dict[str, int]:
+        """Each column as wide as its title and its widest cell (the samples before any row
+        arrived), so the numbers take little room and the trail line gets the rest."""
+        cell, title = tkfont.Font(font=self.theme.small), tkfont.Font(font=self.theme.small_bold)
+        least: dict[str, int] = {}
+        for i, col in enumerate(COLUMNS):
+            texts = [SAMPLES[i]] if rows is None else [r.cells[i] for r in rows]
+            least[col] = max(title.measure(col), *(cell.measure(t) for t in texts), 0) + 12
+            anchor: Literal["w", "e"] = "w" if col in TEXT_COLUMNS else "e"
+            self.tree.heading(col, text=col, anchor=anchor)
+            self.tree.column(col, minwidth=least[col], stretch=False, anchor=anchor)
+        return least
+
+    def _fit(self, _event: object = None) -> None:
+        """Spare width goes to the long text columns; too narrow, the table scrolls sideways."""
+        spare = max(0, self.tree.winfo_width() - 4 - sum(self._least.values()))
+        total = sum(WEIGHTS.values())
+        for col, width in self._least.items():
+            self.tree.column(col, width=width + spare * WEIGHTS.get(col, 0) // total)
+
+    def show(self, view: TradesView) -> None:
+        self.rules.configure(text=view.rules)
+        self.tree.delete(*self.tree.get_children())
+        self._least = self._size_columns(view.rows)
+        self._fit()
+        for row in view.rows:
+            self.tree.insert("", "end", iid=row.coin, values=row.cells,
+                             tags=("problem",) if row.problem else ())  # fmt: skip
+        mode = f"{view.mode.upper()} · " if view.mode else ""
+        self.note.configure(text=mode + view.note, style="Problem.TLabel" if view.stale
+                            else "PanelMuted.TLabel")  # fmt: skip
+        problems = [p for p in (view.problem, *view.coin_problems) if p]
+        if problems:
+            self.banner.configure(text="⚠ " + "\n⚠ ".join(problems))
+            self.banner.grid(row=1, column=0, columnspan=2, sticky="ew", pady=(4, 0))
+        else:
+            self.banner.grid_remove()
+        if view.rows:
+            self.empty.place_forget()
+        else:
+            self.empty.place(in_=self.tree, relx=0.5, rely=0.55, anchor="center")
+
+    def rows(self) -> list[tuple[str, ...]]:
+        return [tuple(str(v) for v in self.tree.item(i, "values"))
+                for i in self.tree.get_children()]  # fmt: skip
+
+
+class AccountPanel(ttk.Frame):
+    """The "Account" box: each label with its figure on its right, realized PnL coloured; in
+    up to ``columns`` side-by-side groups, fewer when the box is too narrow for them."""
+
+    def __init__(self, parent: tk.Misc, feed: TradesFeed | None = None, *, columns: int = 1,
+                 theme: Theme | None = None) -> None:  # fmt: skip
+        super().__init__(parent, style="Panel.TFrame", padding=(10, 6, 10, 8))
+        self.theme = theme or apply_theme(self.winfo_toplevel())
+        self.max_columns, self.columns = max(1, columns), 0
+        ttk.Label(self, text="Account", style="Section.TLabel").grid(row=0, column=0, sticky="w")
+        self.labels: list[ttk.Label] = []
+        self.values: dict[str, ttk.Label] = {}
+        for line in account_lines(None, None, StrategyConfig(coins=())):
+            self.labels.append(ttk.Label(self, text=line.label, style="PanelMuted.TLabel"))
+            value = ttk.Label(self, text=line.value, style="Panel.TLabel", font=self.theme.bold)
+            self.values[line.label] = value
+        self._place(self.max_columns)
+        if self.max_columns > 1:
+            self.bind("<Configure>", self._reflow, add="+")
+        if feed is not None:
+            feed.subscribe(self.show)
+
+    def _place(self, columns: int) -> None:
+        if columns == self.columns:
+            return
+        self.columns = columns
+        for k in range(2 * self.max_columns):
+            self.columnconfigure(k, weight=0)
+        for i, (label, value) in enumerate(zip(self.labels, self.values.values(), strict=True)):
+            row, col = 1 + i // columns, 2 * (i % columns)
+            label.grid(row=row, column=col, sticky="w", pady=1, padx=(0 if col == 0 else 24, 12))
+            value.grid(row=row, column=col + 1, sticky="e", pady=1)
+            self.columnconfigure(col + 1, weight=1)
+
+    def _reflow(self, event: tk.Event[tk.Misc]) -> None:
+        """As many groups side by side as fit without cutting a figure."""
+        label = max(w.winfo_reqwidth() for w in self.labels)
+        value = max(80, *(w.winfo_reqwidth() for w in self.values.values()))
+        fits = (event.width - 20 + 24) // (label + value + 12 + 24)
+        self._place(max(1, min(self.max_columns, fits)))
+
+    def show(self, view: TradesView) -> None:
+        for line in view.account:
+            self.values[line.label].configure(text=line.value, foreground=TONE_COLOURS[line.tone])
+
+    def texts(self) -> dict[str, str]:
+        return {label: str(w.cget("text")) for label, w in self.values.items()}
+
+
+class HistoryList(ttk.Frame):
+    """ "Trade history": the newest 250 fills, newest first; sells coloured by their result."""
+
+    def __init__(self, parent: tk.Misc, feed: TradesFeed | None = None, *,
+                 theme: Theme | None = None) -> None:  # fmt: skip
+        super().__init__(parent, style="Panel.TFrame", padding=(10, 6, 10, 6))
+        self.theme = theme or apply_theme(self.winfo_toplevel())
+        self.note = _heading(self, "Trade history")
+        self.listbox = tk.Listbox(
+            self, background=PANEL, foreground=TEXT, selectbackground=SELECT,
+            selectforeground=TEXT, highlightthickness=0, borderwidth=0, activestyle="none",
+            font=self.theme.small, height=5,
+        )  # fmt: skip
+        scrollbars(self, self.listbox)
+        self.rowconfigure(2, weight=1)
+        self.columnconfigure(0, weight=1)
+        self._shown: tuple[HistoryLine, ...] | None = None
+        if feed is not None:
+            feed.subscribe(self.show)
+
+    def show(self, view: TradesView) -> None:
+        if view.history == self._shown:
+            return
+        self._shown = view.history
+        self.listbox.delete(0, "end")
+        for i, line in enumerate(view.history):
+            self.listbox.insert("end", line.text)
+            if line.tone != "neutral":
+                self.listbox.itemconfigure(i, foreground=TONE_COLOURS[line.tone])
+        if not view.history:
+            self.listbox.insert("end", "No fills yet")
+            self.listbox.itemconfigure(0, foreground=MUTED)
+        self.note.configure(
+            text=f"latest {len(view.history)} · newest first" if view.history else ""
+        )
+
+    def lines(self) -> list[str]:
+        return [str(x) for x in self.listbox.get(0, "end")] if self._shown else []
+
+
+class TradesPanel(ttk.Frame):
+    """The three panels over one feed, for a tab: the account strip, the trades, the history.
+    The hub may instead place ``AccountPanel``/``TradesTable``/``HistoryList`` itself over one
+    :class:`TradesFeed` (the original had the account box in its left column)."""
+
+    def __init__(
+        self,
+        parent: tk.Misc,
+        *,
+        layout: DataLayout,
+        config: StrategyConfig,
+        mode: Mode | None = None,
+        refresh_ms: int = 1000,
+        tz: tzinfo | None = None,
+        wall: Callable[[], float] = time.time,
+        account_columns: int = 3,
+    ) -> None:
+        super().__init__(parent, style="TFrame")
+        self.theme = apply_theme(self.winfo_toplevel())
+        loader = TradesLoader(layout, mode=mode, tz=tz, wall=wall)
+        self.feed = TradesFeed(self, loader, config, refresh_ms=refresh_ms)
+        self.account = AccountPanel(self, self.feed, columns=account_columns, theme=self.theme)
+        self.table = TradesTable(self, self.feed, theme=self.theme)
+        self.history = HistoryList(self, self.feed, theme=self.theme)
+        self.account.grid(row=0, column=0, sticky="nsew", pady=(0, 6))
+        self.table.grid(row=1, column=0, sticky="nsew", pady=(0, 6))
+        self.history.grid(row=2, column=0, sticky="nsew")
+        self.columnconfigure(0, weight=1)
+        self.rowconfigure(1, weight=3, minsize=150)
+        self.rowconfigure(2, weight=2, minsize=120)
+
+    def destroy(self) -> None:
+        self.feed.close()
+        super().destroy()
