@@ -245,7 +245,6 @@ class Supervisor:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=self._env,
-                cwd=self.layout.root,
             )
         if spec.stdin is not None:
             _give(worker.proc.stdin, spec.stdin)
