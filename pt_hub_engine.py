@@ -133,7 +133,7 @@ class HubEngine:
         self._commands: queue.Queue[Command | None] = queue.Queue()
         self.statuses: queue.Queue[HubStatus] = queue.Queue(maxsize=1)
         self._thread = threading.Thread(target=self._run, name="hub-engine", daemon=True)
-        self._settings = pt_config.load(layout.settings_file)
+        self._watcher = pt_config.SettingsWatcher(layout.settings_file)
         self._trader_reader = StateReader(layout.trader_status_file, TRADER_SCHEMA)
         self._message = ""
         self.latest: HubStatus | None = None
@@ -201,21 +201,18 @@ class HubEngine:
     def collect(self) -> HubStatus:
         """Poll the supervisor and read what the hub shows (on the engine's thread)."""
         snapshot = self.supervisor.poll()
-        try:
-            self._settings = pt_config.load(self.layout.settings_file)
-        except pt_config.SettingsError as exc:
-            log.warning("settings unreadable, keeping the last good ones: %s", exc)
+        settings = self._watcher.reload()  # a stat per poll; a bad edit keeps the last good
         wall = self._wall()
-        clock = read_clock(self.layout) if self._settings.mode is Mode.DEMO else None
+        clock = read_clock(self.layout) if settings.mode is Mode.DEMO else None
         sim_now = sim_time(clock, wall) if clock is not None else None
         model_now = sim_now if sim_now is not None else wall
         env = self._trader_reader.read()
         trader = env.data if env is not None and isinstance(env.data, dict) else None
         return HubStatus(
             wall,
-            self._settings,
+            settings,
             snapshot,
-            training_states(self.layout, self._settings, model_now, snapshot),
+            training_states(self.layout, settings, model_now, snapshot),
             clock,
             sim_now,
             read_signals(self.layout),
