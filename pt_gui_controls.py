@@ -14,6 +14,7 @@ import tkinter as tk
 from collections.abc import Callable
 from tkinter import ttk
 
+from pt_gui_scroll import ScrollFrame
 from pt_gui_theme import ACCENT, MUTED, NEGATIVE, PANEL, TEXT, WARNING, Theme
 from pt_hub_engine import CoinTraining, HubStatus
 from pt_types import Mode, WorkerState, WorkerStatus
@@ -96,13 +97,13 @@ class ControlsPanel(ttk.Frame):
         self.badge.grid(row=0, column=0, sticky="w")
         self.badge_note = ttk.Label(self, text="", style="Panel.TLabel", wraplength=260)
         self.badge_note.grid(row=0, column=1, sticky="w", padx=(8, 0))
-        self.clock = ttk.Label(self, text="", style="Panel.TLabel")
-        self.clock.grid(row=1, column=0, columnspan=2, sticky="w", pady=(6, 0))
-        speed_row = ttk.Frame(self, style="Panel.TFrame")
-        speed_row.grid(row=2, column=0, columnspan=2, sticky="w")
-        ttk.Label(speed_row, text="Demo speed ×", style="Panel.TLabel").pack(side="left")
-        self.speed = ttk.Combobox(speed_row, values=SPEEDS, width=7, state="readonly")
-        self.speed.pack(side="left", padx=4)
+        clock_row = ttk.Frame(self, style="Panel.TFrame")  # clock and speed share a line
+        clock_row.grid(row=1, column=0, columnspan=2, sticky="ew", pady=(6, 2))
+        self.clock = ttk.Label(clock_row, text="", style="Panel.TLabel")
+        self.clock.pack(side="left")
+        self.speed = ttk.Combobox(clock_row, values=SPEEDS, width=7, state="readonly")
+        self.speed.pack(side="right")
+        ttk.Label(clock_row, text="Speed ×", style="Panel.TLabel").pack(side="right", padx=4)
         self.speed.bind("<<ComboboxSelected>>", lambda _e: self._on_speed(float(self.speed.get())))
         self.workers: dict[str, tk.Label] = {}
         for row, name in enumerate(("thinker", "trader"), start=3):
@@ -118,6 +119,7 @@ class ControlsPanel(ttk.Frame):
         self.flow.grid(row=6, column=0, columnspan=2, sticky="w")
         self.message = tk.Label(self, text="", bg=PANEL, fg=WARNING, anchor="w", justify="left")
         self.message.grid(row=7, column=0, columnspan=2, sticky="ew")
+        self.message.grid_remove()  # shown only when there is something to say
         self.bind("<Configure>", self._rewrap)
         self._running = False
 
@@ -149,7 +151,13 @@ class ControlsPanel(ttk.Frame):
         self.flow.configure(text=flow_hint(status))
         problems = [w.detail for w in status.supervisor.workers if w.state is WorkerState.GAVE_UP]
         message = status.message or status.supervisor.detail
-        self.message.configure(text="\n".join([*problems, message]).strip())
+        text = "\n".join([*problems, message]).strip()
+        if text != self.message.cget("text"):
+            self.message.configure(text=text, fg=WARNING if problems else MUTED)
+            if text:
+                self.message.grid()
+            else:
+                self.message.grid_remove()
 
 
 class TrainingPanel(ttk.Frame):
@@ -167,8 +175,10 @@ class TrainingPanel(ttk.Frame):
         self._on_train, self._on_stop = on_train, on_stop
         self._theme = theme
         self.columnconfigure(1, weight=1)
+        title = ttk.Label(self, text="Training", style="Section.TLabel")
+        title.grid(row=0, column=0, columnspan=3, sticky="w", pady=(0, 4))
         buttons = ttk.Frame(self, style="Panel.TFrame")
-        buttons.grid(row=0, column=0, columnspan=3, sticky="ew")
+        buttons.grid(row=1, column=0, columnspan=3, sticky="ew")
         self.coin = ttk.Combobox(buttons, width=7, state="readonly")
         self.coin.pack(side="left")
         ttk.Button(buttons, text="Train", command=self._train_selected).pack(side="left", padx=4)
@@ -176,7 +186,11 @@ class TrainingPanel(ttk.Frame):
         self.train_all.pack(side="left")
         ttk.Button(buttons, text="Stop", command=self._stop).pack(side="left", padx=4)
         self.summary = ttk.Label(self, text="", style="Panel.TLabel")
-        self.summary.grid(row=1, column=0, columnspan=3, sticky="w", pady=(6, 2))
+        self.summary.grid(row=2, column=0, columnspan=3, sticky="w", pady=(6, 2))
+        self.list = ScrollFrame(self, height=110)  # twenty coins scroll instead of crowding
+        self.list.grid(row=3, column=0, columnspan=3, sticky="nsew")
+        self.list.body.columnconfigure(1, weight=1)
+        self.rowconfigure(3, weight=1)
         self.rows: dict[str, tuple[ttk.Label, ttk.Progressbar, tk.Label]] = {}
         self._coins: tuple[str, ...] = ()
         self._states: dict[str, str] = {}
@@ -199,12 +213,13 @@ class TrainingPanel(ttk.Frame):
             bar.destroy()
             state.destroy()
         self.rows = {}
-        for row, coin in enumerate(coins, start=2):
-            name = ttk.Label(self, text=coin, style="Panel.TLabel", width=6)
+        body = self.list.body
+        for row, coin in enumerate(coins):
+            name = ttk.Label(body, text=coin, style="Panel.TLabel", width=6)
             name.grid(row=row, column=0, sticky="w")
-            bar = ttk.Progressbar(self, maximum=100, length=120)
+            bar = ttk.Progressbar(body, maximum=100, length=120)
             bar.grid(row=row, column=1, sticky="ew", padx=6, pady=1)
-            state = tk.Label(self, text="", bg=PANEL, fg=MUTED, anchor="w", width=22)
+            state = tk.Label(body, text="", bg=PANEL, fg=MUTED, anchor="w", width=22)
             state.grid(row=row, column=2, sticky="w")
             self.rows[coin] = (name, bar, state)
         self.coin.configure(values=coins)

@@ -15,15 +15,24 @@ import tkinter as tk
 from collections.abc import Callable
 from tkinter import ttk
 
+import pt_config
 from pt_analytics_dashboard import AnalyticsWidget, mode_clock
+from pt_config_schema import Settings
 from pt_gui_controls import ControlsPanel, TrainingPanel
+from pt_gui_hub_charts import ChartsNotebook
 from pt_gui_keywizard import KeyWizard
+from pt_gui_levels import LevelsPanel
+from pt_gui_logs import LogViewer
+from pt_gui_output import LiveOutput
 from pt_gui_settings import SettingsEditor
 from pt_gui_theme import apply_theme
+from pt_gui_trades import AccountPanel, HistoryList, TradesFeed, TradesTable
+from pt_gui_trades_data import TradesLoader
 from pt_hub_engine import HubEngine, HubStatus
 from pt_replay import change_speed
 from pt_secrets_vault import read_header
 from pt_state import DataLayout
+from pt_strategy import StrategyConfig
 from pt_supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -43,8 +52,17 @@ GUIDE = (
 class HubWindow:
     """Builds the window on ``root`` and keeps it in step with ``engine``."""
 
-    def __init__(self, root: tk.Tk, layout: DataLayout, engine: HubEngine, *, first_run: bool):
+    def __init__(
+        self,
+        root: tk.Tk,
+        layout: DataLayout,
+        engine: HubEngine,
+        *,
+        first_run: bool,
+        settings: Settings | None = None,
+    ):
         self.root, self.layout, self.engine = root, layout, engine
+        self.settings = settings or pt_config.load(layout.settings_file)
         self.theme = apply_theme(root)
         root.title(TITLE)
         root.geometry("1400x820")
@@ -80,6 +98,14 @@ class HubWindow:
         self.panes = panes
         panes.bind("<ButtonRelease-1>", lambda _e: self._clamp_sash())
         root.bind("<Configure>", lambda _e: self._clamp_sash(), add="+")
+        self.feed = self._new_feed(self.settings)
+        self._build_left(left)
+        self.tabs = ttk.Notebook(right)
+        self.tabs.pack(fill="both", expand=True)
+        self._build_tabs()
+
+    def _build_left(self, left: ttk.Frame) -> None:
+        """Controls, account and, in a split that cannot collapse, training over the levels."""
         self.controls = ControlsPanel(
             left,
             self.theme,
@@ -88,26 +114,69 @@ class HubWindow:
             on_speed=self.set_speed,
         )
         self.controls.pack(fill="x")
-        ttk.Label(left, text="Training", style="Section.TLabel").pack(fill="x", pady=(8, 0))
+        self.account = AccountPanel(left, self.feed, columns=2, theme=self.theme)
+        self.account.pack(fill="x", pady=(6, 0))
+        split = ttk.PanedWindow(left, orient="vertical")
+        split.pack(fill="both", expand=True, pady=(4, 0))
+        top = ttk.Frame(split, style="TFrame")
         self.training = TrainingPanel(
-            left, self.theme, on_train=self.engine.train, on_stop=self.engine.stop_training
+            top, self.theme, on_train=self.engine.train, on_stop=self.engine.stop_training
         )
-        self.training.pack(fill="x")
+        self.training.pack(fill="both", expand=True)
+        bottom = ttk.Frame(split, style="TFrame", padding=(0, 6, 0, 0))
+        self.levels = LevelsPanel(
+            bottom,
+            layout=self.layout,
+            coins=self.settings.coins,
+            trade_start_level=self.settings.trade_start_level,
+            on_open=self.open_chart,
+            refresh_ms=self._ui_ms(self.settings),
+        )
+        self.levels.pack(fill="both", expand=True)
+        split.add(top, weight=1)
+        split.add(bottom, weight=2)
+        self.left_split = split
         self.left = left
-        self.tabs = ttk.Notebook(right)
-        self.tabs.pack(fill="both", expand=True)
+
+    def _build_tabs(self) -> None:
+        trading = ttk.PanedWindow(self.tabs, orient="vertical")
+        self.charts = ChartsNotebook(
+            trading, layout=self.layout, settings=self.settings, theme=self.theme
+        )
+        trades = ttk.Frame(trading, style="TFrame", padding=(0, 6, 0, 0))
+        self.trades_table = TradesTable(trades, self.feed, theme=self.theme)
+        self.history = HistoryList(trades, self.feed, theme=self.theme)
+        self.trades_table.pack(fill="both", expand=True, pady=(0, 6))
+        self.history.pack(fill="both", expand=True)
+        trading.add(self.charts, weight=3)
+        trading.add(trades, weight=2)
+        self.trading = trading
+        self.tabs.add(trading, text="TRADING")
         self.analytics = AnalyticsWidget(
             self.tabs, journal_path=self.layout.journal_db, clock=mode_clock(self.layout)
         )
         self.tabs.add(self.analytics, text="ANALYTICS")
-        self.settings = SettingsEditor(
+        self.output = LiveOutput(self.tabs, logs_dir=self.layout.logs_dir)
+        self.tabs.add(self.output, text="LIVE OUTPUT")
+        self.logs = LogViewer(self.tabs, logs_dir=self.layout.logs_dir)
+        self.tabs.add(self.logs, text="LOGS")
+        self.settings_editor = SettingsEditor(
             self.tabs,
             layout=self.layout,
             account_value=self.account_value,
             keys_configured=lambda: read_header(self.layout) is not None,
             open_key_wizard=self.open_key_wizard,
         )
-        self.tabs.add(self.settings, text="SETTINGS")
+        self.tabs.add(self.settings_editor, text="SETTINGS")
+
+    def _new_feed(self, settings: Settings) -> TradesFeed:
+        loader = TradesLoader(self.layout, mode=settings.mode)
+        config = StrategyConfig.from_settings(settings)
+        return TradesFeed(self.root, loader, config, refresh_ms=self._ui_ms(settings))
+
+    @staticmethod
+    def _ui_ms(settings: Settings) -> int:
+        return round(settings.ui_refresh_seconds * 1000)
 
     def _menu(self) -> None:
         bar = tk.Menu(self.root)
@@ -176,11 +245,40 @@ class HubWindow:
 
     def apply(self, status: HubStatus) -> None:
         self.status = status
+        if status.settings != self.settings:
+            self.apply_settings(status.settings)
         self.controls.apply(status)
         self.training.apply(status)
+        trainers = [w.name.removeprefix("trainer-") for w in status.supervisor.workers
+                    if w.name.startswith("trainer-") and w.pid]  # fmt: skip
+        self.output.show_running(trainers)
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(status.wall))
         self.statusbar.configure(text=f"{when} | data folder {self.layout.root}")
         self.applied += 1
+
+    def apply_settings(self, settings: Settings) -> None:
+        """Saved settings (from the SETTINGS tab or an editor outside): coins, rules, refresh
+        periods and mode reach every panel without a restart."""
+        old, self.settings = self.settings, settings
+        log.info("settings changed: updating the panels")
+        if (old.mode, old.ui_refresh_seconds) != (settings.mode, settings.ui_refresh_seconds):
+            self._replace_feed(settings)
+        else:
+            self.feed.set_config(StrategyConfig.from_settings(settings))
+        self.levels.set_config(settings.coins, settings.trade_start_level)
+        self.charts.apply_settings(settings)
+
+    def _replace_feed(self, settings: Settings) -> None:
+        """Another mode reads other journal rows: a new feed, and the panels on it."""
+        self.feed.close()
+        self.feed = self._new_feed(settings)
+        for panel in (self.account, self.trades_table, self.history):
+            self.feed.subscribe(panel.show)
+
+    def open_chart(self, coin: str) -> None:
+        """A neural-level tile was clicked: show that coin's chart."""
+        self.tabs.tk.call(str(self.tabs), "select", str(self.trading))
+        self.charts.open(coin)
 
     def close(self) -> None:
         """Stop every child (trainers too), then close: the window hides first, so the wait
@@ -190,20 +288,24 @@ class HubWindow:
         self.closed = True
         self.root.after_cancel(self._after)
         self.root.withdraw()
-        self.analytics.destroy()
-        self.settings.destroy()
+        self.feed.close()
+        for panel in (self.analytics, self.settings_editor, self.charts, self.levels, self.output,
+                      self.logs):  # fmt: skip
+            panel.destroy()  # each stops its background worker
         self.engine.close()
         self.root.destroy()
 
 
 def run_window(
     layout: DataLayout,
+    settings: Settings,
     *,
     first_run: bool = False,
     make_supervisor: Callable[[DataLayout], Supervisor] = Supervisor,
 ) -> int:
     root = tk.Tk(className="PowerTrader")
     engine = HubEngine(layout, make_supervisor(layout)).start()
-    HubWindow(root, layout, engine, first_run=first_run)
+    HubWindow(root, layout, engine, first_run=first_run, settings=settings)
     root.mainloop()
     return 0
+

@@ -272,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_headless(layout, settings, confirm_live=args.confirm_live)
     from pt_gui_hub import run_window  # noqa: PLC0415  (Tk only when a window is wanted)
 
-    return run_window(layout, first_run=started is not None)
+    return run_window(layout, settings, first_run=started is not None)
 
 
 if __name__ == "__main__":

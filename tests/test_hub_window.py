@@ -81,7 +81,7 @@ def test_train_all_start_all_trade_stop_all(hub: HubWindow) -> None:
     assert wizard is not None and hub.wizard is wizard
     assert wizard.title() == "Robinhood API Setup"
     wizard.destroy()
-    hub.tabs.select(hub.settings)
+    hub.tabs.select(hub.settings_editor)
     pump(hub.root, 0.5)
     screenshot(hub.root, "hub-settings")
 
