@@ -248,12 +248,15 @@ class HubWindow:
         if status.settings != self.settings:
             self.apply_settings(status.settings)
         self.controls.apply(status)
+        refit = self.applied == 0 or len(status.coins) != len(self.training.rows)
         self.training.apply(status)
         trainers = [w.name.removeprefix("trainer-") for w in status.supervisor.workers
                     if w.name.startswith("trainer-") and w.pid]  # fmt: skip
         self.output.show_running(trainers)
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(status.wall))
         self.statusbar.configure(text=f"{when} | data folder {self.layout.root}")
+        if refit:
+            self.root.after_idle(self._fit_training)
         self.applied += 1
 
     def apply_settings(self, settings: Settings) -> None:
@@ -274,6 +277,17 @@ class HubWindow:
         self.feed = self._new_feed(settings)
         for panel in (self.account, self.trades_table, self.history):
             self.feed.subscribe(panel.show)
+
+    def _fit_training(self) -> None:
+        """Give the training list the height of its rows (at most 45 % of the split), the
+        rest to the level tiles; the user can still drag the sash."""
+        height = self.left_split.winfo_height()
+        if height <= 1:
+            return
+        body = self.training.list.body.winfo_reqheight()
+        wanted = self.training.winfo_reqheight() - self.training.list.winfo_reqheight() + body
+        position = max(120, min(wanted + 16, int(height * 0.45)))
+        self.left_split.tk.call(str(self.left_split), "sashpos", 0, position)  # untyped in ttk
 
     def open_chart(self, coin: str) -> None:
         """A neural-level tile was clicked: show that coin's chart."""
@@ -308,4 +322,3 @@ def run_window(
     HubWindow(root, layout, engine, first_run=first_run, settings=settings)
     root.mainloop()
     return 0
-
