@@ -5,9 +5,9 @@ The hub puts :class:`AnalyticsWidget` in its notebook; ``python pt_analytics_das
 
 The Tk thread must never wait on the journal: the trader writes it while we read, a locked or
 damaged file can take seconds to fail, and years of trades take a moment to summarise. So one
-worker thread opens the journal read-only, asks :class:`pt_analytics.PerformanceTracker` for
-the figures and turns them into ready-to-show text (:class:`DashboardView`); the result, or the
-error, comes back through a queue that the Tk thread drains with ``after()`` and only draws.
+worker thread (:class:`pt_gui_background.Background`) opens the journal read-only, asks
+:class:`pt_analytics.PerformanceTracker` for the figures and turns them into ready-to-show text
+(:class:`DashboardView`); the result, or the error, comes back to the Tk thread, which only draws.
 A failed read leaves the last good figures on screen and says why in the status line; the tab
 never writes to the journal.
 """
@@ -19,9 +19,7 @@ import calendar
 import json
 import logging
 import os
-import queue
 import sys
-import threading
 import time
 import tkinter as tk
 from collections.abc import Callable, Mapping, Sequence
@@ -43,6 +41,7 @@ from pt_analytics import (
     TradeRecord,
     export_csv,
 )
+from pt_gui_background import Background
 from pt_gui_charts import (
     CoinBar,
     CoinBarsChart,
@@ -53,7 +52,7 @@ from pt_gui_charts import (
     TradesTable,
     panel,
 )
-from pt_gui_theme import Tone, apply_theme, tone_of
+from pt_gui_theme import Tone, apply_theme, tone_of, wrapping
 from pt_replay import read_clock, sim_time
 from pt_state import DataDirError, DataLayout, resolve_data_dir
 from pt_types import Mode
@@ -69,7 +68,6 @@ NO_JOURNAL_TEXT = "No trades yet — start the bot (demo mode needs no keys)"
 WINDOW_TITLE = "PowerTrader AI — Analytics"
 EXIT_NO_DISPLAY = EXIT_BAD_INPUT = 2
 READ_TIMEOUT_S = 2.0  # a locked journal: give up quickly, the next refresh tries again
-POLL_MS = 50
 CARDS = (
     ("trades", "Total trades"), ("win_rate", "Win rate"), ("today", "Today's PnL"),
     ("drawdown", "Max drawdown"), ("realized", "Realized PnL"), ("exposure", "Open exposure"),
@@ -257,33 +255,19 @@ class DashboardLoader:
 
 # Messages from the worker to the Tk thread.
 @dataclass(frozen=True)
-class _Loaded:
-    view: DashboardView
+class _Read:
+    """A refresh at ``at``: the figures, or no journal yet (no ``view`` and no ``problem``), or
+    why the journal could not be read (the last good figures stay on screen)."""
+
     at: float
-
-
-@dataclass(frozen=True)
-class _Missing:
-    at: float
-
-
-@dataclass(frozen=True)
-class _Failed:
-    message: str
-    at: float
+    view: DashboardView | None = None
+    problem: str = ""
 
 
 @dataclass(frozen=True)
 class _Exported:
-    what: str
-    target: Path
-    rows: int | None
-    error: str = ""
-
-
-@dataclass(frozen=True)
-class _RefreshJob:
-    pass
+    text: str  # for the status line
+    problem: bool = False
 
 
 @dataclass(frozen=True)
@@ -292,52 +276,47 @@ class _ExportJob:
     target: Path
 
 
-_Job = _RefreshJob | _ExportJob | None  # None: stop
-_Result = _Loaded | _Missing | _Failed | _Exported
+_Job = _ExportJob | None  # None: read the figures again
+_Result = _Read | _Exported
 
 
 def _export(loader: DashboardLoader, job: _ExportJob) -> _Exported:
     try:
-        return _Exported(job.what, job.target, loader.export(job.what, job.target))
+        rows = loader.export(job.what, job.target)
     except (JournalError, OSError) as exc:
-        return _Exported(job.what, job.target, None, str(exc))
+        return _Exported(f"Export of {job.what} failed: {exc}", problem=True)
     except Exception as exc:  # shown to the user rather than killing the worker
         log.exception("export of %s to %s failed", job.what, job.target)
-        return _Exported(job.what, job.target, None, f"unexpected error: {exc}")
+        return _Exported(f"Export of {job.what} failed: unexpected error: {exc}", problem=True)
+    return _Exported(f"Exported {rows} {job.what} to {job.target}")
 
 
-def _refresh(loader: DashboardLoader) -> _Loaded | _Missing | _Failed:
+def _refresh(loader: DashboardLoader) -> _Read:
     now = loader.now()
     try:
         view = loader.load(now)
     except JournalMissingError:
-        return _Missing(now)
+        return _Read(now)
     except JournalError as exc:
         if str(exc) != loader.last_problem:
             log.warning("analytics: %s", exc)
         loader.last_problem = str(exc)
-        return _Failed(str(exc), now)
+        return _Read(now, problem=str(exc))
     except Exception as exc:  # shown to the user rather than killing the worker
         if str(exc) != loader.last_problem:
             log.exception("analytics refresh failed unexpectedly")
         loader.last_problem = str(exc)
-        return _Failed(f"unexpected error reading the journal: {exc}", now)
+        return _Read(now, problem=f"unexpected error reading the journal: {exc}")
     if loader.last_problem:
         log.info("analytics: the journal reads again")
         loader.last_problem = ""
-    return _Loaded(view, now)
+    return _Read(now, view)
 
 
-def _work(loader: DashboardLoader, job: _RefreshJob | _ExportJob) -> _Result:
-    """One job on the worker thread; every failure becomes a message, the thread never dies."""
+def _work(loader: DashboardLoader, job: _Job) -> _Result:
+    """One job on the worker thread; every failure becomes a message shown on the tab. It holds
+    no widget: the last reference to a Tk object must never be dropped off the Tk thread."""
     return _export(loader, job) if isinstance(job, _ExportJob) else _refresh(loader)
-
-
-def _serve(loader: DashboardLoader, jobs: queue.Queue[_Job], results: queue.Queue[_Result]) -> None:
-    """The worker thread's loop until it is handed None. It holds no reference to a widget:
-    the last reference to a Tk object must never be dropped outside the Tk thread."""
-    while (job := jobs.get()) is not None:
-        results.put(_work(loader, job))
 
 
 class AnalyticsWidget(ttk.Frame):
@@ -364,28 +343,20 @@ class AnalyticsWidget(ttk.Frame):
         self._tz, self._refresh_ms = tz, refresh_ms
         self._last_at: float | None = None  # "now" of the latest refresh
         self._ask_save_path = ask_save_path
-        self._jobs: queue.Queue[_Job] = queue.Queue()
-        self._results: queue.Queue[_Result] = queue.Queue()
-        self._in_flight = self._again = self._closed = False
         self._good_at: float | None = None
         self._export_busy = False
-        self._after: dict[str, str] = {}
         self.generation = 0  # refresh results applied (tests wait on it)
         self.view: DashboardView = EMPTY_VIEW
         self._build()
         self._show(EMPTY_VIEW)
         self._exporting()
-        self._worker = threading.Thread(
-            target=_serve,
-            args=(self._loader, self._jobs, self._results),
-            name="analytics-worker",
-            daemon=True,
-        )
-        self._worker.start()
-        self._schedule("poll", POLL_MS, self._poll)
+        loader = self._loader  # the worker gets the loader, never the widget
+        self._bg: Background[_Job, _Result] = Background(
+            self, lambda job: _work(loader, job), self._apply, name="analytics-worker",
+            refresh_job=lambda: None, join_timeout_s=READ_TIMEOUT_S + 1,
+        )  # fmt: skip
         self.refresh_now()
-        if refresh_ms > 0:
-            self._schedule("tick", refresh_ms, self._tick)
+        self._bg.every("tick", refresh_ms, self.refresh_now)
 
     # -- layout ------------------------------------------------------------------------
 
@@ -440,10 +411,7 @@ class AnalyticsWidget(ttk.Frame):
         trades_panel.rowconfigure(1, weight=1)
         self.status = ttk.Label(self, text="Reading the journal…", style="Status.TLabel",
                                 padding=(8, 3), anchor="w")  # fmt: skip
-        self.status.grid(row=5, column=0, columnspan=2, sticky="ew")
-        self.status.bind(  # long messages (a damaged journal's advice) wrap instead of being cut
-            "<Configure>", lambda e: self.status.configure(wraplength=max(e.width - 16, 200))
-        )
+        wrapping(self.status, margin=16).grid(row=5, column=0, columnspan=2, sticky="ew")
         self.rowconfigure(2, weight=3, minsize=170)
         self.rowconfigure(4, weight=2, minsize=140)
 
@@ -480,68 +448,35 @@ class AnalyticsWidget(ttk.Frame):
     def _apply(self, result: _Result) -> None:
         if isinstance(result, _Exported):
             self._exporting(False)
-            if result.rows is None:
-                self._say(f"Export of {result.what} failed: {result.error}", problem=True)
-            else:
-                self._say(f"Exported {result.rows} {result.what} to {result.target}")
+            self._say(result.text, problem=result.problem)
             return
         self.generation += 1
-        self._in_flight = False
-        self._last_at = result.at
-        if isinstance(result, _Loaded):
-            self._good_at = result.at
-            self.notice.configure(text="")
-            self._show(result.view)
-            self._exporting()
-            self._say(f"Updated {self._clock_text(result.at)} · {result.view.summary} · "
-                      f"{self.journal_path}")  # fmt: skip
-        elif isinstance(result, _Missing):
-            self._good_at = None
-            self.notice.configure(text=NO_JOURNAL_TEXT)
-            self._show(EMPTY_VIEW)
-            self._exporting()
-            self._say(f"No journal yet at {self.journal_path}")
-        else:
+        self._last_at, view = result.at, result.view
+        if result.problem:
             kept = (f"Showing the figures from {self._clock_text(self._good_at)}"
                     if self._good_at is not None else "No figures yet")  # fmt: skip
-            self._say(f"{kept} — {result.message}", problem=True)
-        if self._again:
-            self._again = False
-            self.refresh_now()
+            self._say(f"{kept} — {result.problem}", problem=True)
+            return
+        self._good_at = None if view is None else result.at
+        self.notice.configure(text="" if view else NO_JOURNAL_TEXT)
+        self._show(view or EMPTY_VIEW)
+        self._exporting()
+        if view is None:
+            self._say(f"No journal yet at {self.journal_path}")
+        else:
+            self._say(f"Updated {self._clock_text(result.at)} · {view.summary} · "
+                      f"{self.journal_path}")  # fmt: skip
 
-    # -- scheduling (Tk thread) ----------------------------------------------------------------
-
-    def _schedule(self, name: str, ms: int, callback: Callable[[], None]) -> None:
-        if not self._closed:
-            self._after[name] = self.after(ms, callback)
-
-    def _poll(self) -> None:
-        try:
-            while True:
-                self._apply(self._results.get_nowait())
-        except queue.Empty:
-            pass
-        finally:
-            self._schedule("poll", POLL_MS, self._poll)
-
-    def _tick(self) -> None:
-        self.refresh_now()
-        self._schedule("tick", self._refresh_ms, self._tick)
+    # -- refresh and export (Tk thread) -------------------------------------------------------
 
     @property
     def busy(self) -> bool:
         """A refresh is on its way."""
-        return self._in_flight
+        return self._bg.busy
 
     def refresh_now(self) -> None:
         """Read the journal again now; while a read is running, once more after it."""
-        if self._closed:
-            return
-        if self._in_flight:
-            self._again = True
-            return
-        self._in_flight = True
-        self._jobs.put(_RefreshJob())
+        self._bg.refresh()
 
     def _exporting(self, busy: bool | None = None) -> None:
         """Export buttons work when there is a journal and no export is running."""
@@ -567,19 +502,11 @@ class AnalyticsWidget(ttk.Frame):
             return  # cancelled
         self._exporting(True)
         self._say(f"Exporting {what} to {chosen}…")
-        self._jobs.put(_ExportJob(what, Path(chosen)))
+        self._bg.submit(_ExportJob(what, Path(chosen)))
 
     def destroy(self) -> None:
         """Stop the timers and the worker (after the job it is doing, at most a read timeout)."""
-        self._closed = True
-        for ident in self._after.values():
-            self.after_cancel(ident)
-        self._after.clear()
-        self._jobs.put(None)
-        if threading.current_thread() is not self._worker:
-            self._worker.join(timeout=READ_TIMEOUT_S + 1)
-            if self._worker.is_alive():
-                log.warning("analytics worker still busy at close; it stops after its job")
+        self._bg.close()
         super().destroy()
 
 

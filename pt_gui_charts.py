@@ -83,8 +83,9 @@ def money_tick(value: float, step: float) -> str:
     return fmt_usd(value)
 
 
-class _Chart(tk.Canvas):
-    """A themed canvas that redraws itself from its last data when its size changes."""
+class ChartCanvas(tk.Canvas):
+    """A themed canvas that redraws itself from its last data when its size changes; the base
+    of every chart here and of the hub's coin and account charts (:mod:`pt_gui_coinchart`)."""
 
     def __init__(self, parent: tk.Misc, theme: Theme, *, width: int, height: int) -> None:
         super().__init__(parent, background=PANEL, highlightthickness=0, width=width, height=height)
@@ -109,7 +110,7 @@ class _Chart(tk.Canvas):
         )
 
 
-class EquityChart(_Chart):
+class EquityChart(ChartCanvas):
     """Equity line over its dashed running peak, the gap between them shaded, and the drawdown
     in a small panel underneath; hovering shows the day's figures."""
 
@@ -242,7 +243,7 @@ class EquityChart(_Chart):
         )
 
 
-class CoinBarsChart(_Chart):
+class CoinBarsChart(ChartCanvas):
     """Realized PnL per coin as horizontal bars from a zero line: gains right, losses left."""
 
     def __init__(self, parent: tk.Misc, theme: Theme) -> None:

@@ -2,7 +2,7 @@
 and the account value curve.
 
 Both pages only draw. Their data comes from :class:`pt_gui_chartdata.ChartWorker` (one thread
-for every chart) through a queue that the page drains with ``after()``, so a slow venue or a
+for every chart, shared through :class:`pt_gui_background.Background`), so a slow venue or a
 busy journal never freezes the window (the original fetched candles on the Tk thread). A page
 refreshes when it is shown and then every ``refresh_ms`` while it stays visible; hidden pages
 cost nothing. A request made while one is on its way is folded into one more, never queued up.
@@ -13,13 +13,12 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import queue
 import tkinter as tk
-from collections.abc import Callable
 from datetime import datetime, tzinfo
 from itertools import accumulate
 from tkinter import ttk
 
+from pt_gui_background import Background
 from pt_gui_chartdata import (
     AccountChartData,
     AccountRequest,
@@ -38,21 +37,25 @@ from pt_gui_chartdata import (
     price_tick,
     spread_labels,
 )
-from pt_gui_charts import Anchor, EquityChart, EquityView, _Chart, nice_ticks
+from pt_gui_charts import Anchor, ChartCanvas, EquityChart, EquityView, nice_ticks
 from pt_gui_theme import (
     ACCENT,
+    AVG_YELLOW,
     BG,
+    BID_TEAL,
     BORDER,
     GRID,
+    LONG_BLUE,
     MUTED,
     NEGATIVE,
     PANEL,
     PANEL_HI,
-    SELECT,
+    PURPLE,
+    SHORT_ORANGE,
     TEXT,
-    WARNING,
     Theme,
     apply_theme,
+    wrapping,
 )
 from pt_metrics import fmt_usd
 from pt_types import Timeframe
@@ -64,15 +67,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-POLL_MS = 40
 DEBOUNCE_MS = 120  # a timeframe change or a page being shown: load once the clicks settle
 REFRESH_MS = 10_000  # the original's chart_refresh_seconds
-# The original's line colours (spec §4.4); the theme has no blue, yellow, purple or teal.
-LOW_BLUE = "#4DA3FF"
-HIGH_ORANGE = WARNING
-AVG_YELLOW = "#FFD84D"
-PURPLE = "#B98CFF"
-BID_TEAL = "#2EC4B6"
 LINE_COLOURS = {"ASK": PURPLE, "BID": BID_TEAL, "AVG": AVG_YELLOW, "DCA": NEGATIVE, "SELL": ACCENT}
 MARKER_COLOURS = {MarkerKind.BUY: NEGATIVE, MarkerKind.DCA: PURPLE, MarkerKind.SELL: ACCENT}
 
@@ -95,7 +91,7 @@ def equity_view(data: AccountChartData, tz: tzinfo | None) -> EquityView:
 # Canvases
 
 
-class CandleChart(_Chart):
+class CandleChart(ChartCanvas):
     """Candles, bound lines, trade lines with labels at the right edge, and fill markers."""
 
     def __init__(self, parent: tk.Misc, theme: Theme, tz: tzinfo | None = None) -> None:
@@ -172,7 +168,7 @@ class CandleChart(_Chart):
         assert self.data is not None
         n, lo, hi = self.data.neural, self._scale[2], self._scale[3]
         for kind, colour, prices, own in (
-            ("low", LOW_BLUE, n.lows, n.tf_low), ("high", HIGH_ORANGE, n.highs, n.tf_high),
+            ("low", LONG_BLUE, n.lows, n.tf_low), ("high", SHORT_ORANGE, n.highs, n.tf_high),
         ):  # fmt: skip
             for price in prices:
                 if not lo <= price <= hi:
@@ -242,7 +238,7 @@ class CandleChart(_Chart):
         d, small, x, y = self.data, self.theme.small, left, 8
         items: list[tuple[str, str, str]] = [
             ("text", TEXT, f"{d.coin} ({d.timeframe.value})"),
-            ("line", LOW_BLUE, "long bounds"), ("line", HIGH_ORANGE, "short bounds"),
+            ("line", LONG_BLUE, "long bounds"), ("line", SHORT_ORANGE, "short bounds"),
             ("text", MUTED, f"solid = {d.timeframe.value}"),
         ]  # fmt: skip
         for kind, colour, text in items:
@@ -311,7 +307,7 @@ def _overlaps(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
 
 
 def _marker_labels(
-    canvas: _Chart,
+    canvas: ChartCanvas,
     dots: list[tuple[float, float, Marker]],
     box: tuple[float, float, float, float],
     *,
@@ -366,15 +362,14 @@ class _ChartPage(ttk.Frame):
     ) -> None:
         super().__init__(parent, style="Panel.TFrame", padding=(10, 6, 10, 8))
         self.theme = theme or apply_theme(self.winfo_toplevel())
-        self._worker, self.refresh_ms = worker, refresh_ms
-        self._reply: queue.Queue[Result] = queue.Queue()
-        self._in_flight = self._again = self._closed = False
-        self._after: dict[str, str] = {}
+        self.refresh_ms = refresh_ms
         self.generation = 0  # answers applied (tests wait on it)
+        self._bg: Background[Request, Result] = Background(
+            self, worker, self._answer, name=type(self).__name__, refresh_job=self._request
+        )
         self.columnconfigure(0, weight=1)
         self.bind("<Map>", lambda _e: self.request_refresh(), add="+")
-        if refresh_ms > 0:
-            self._schedule("tick", refresh_ms, self._tick)
+        self._bg.every("tick", refresh_ms, self._tick)
 
     def _request(self) -> Request:
         raise NotImplementedError
@@ -382,57 +377,28 @@ class _ChartPage(ttk.Frame):
     def _apply(self, result: Result) -> None:
         raise NotImplementedError
 
-    def _schedule(self, name: str, ms: int, callback: Callable[[], None]) -> None:
-        if self._closed:
-            return
-        if name in self._after:
-            self.after_cancel(self._after.pop(name))
-        self._after[name] = self.after(ms, callback)
+    def _answer(self, result: Result) -> None:
+        self.generation += 1
+        self._apply(result)
 
     @property
     def busy(self) -> bool:
-        return self._in_flight
+        return self._bg.busy
 
     def request_refresh(self, delay_ms: int = DEBOUNCE_MS) -> None:
         """Load soon: several requests within ``delay_ms`` make one load."""
-        self._schedule("soon", delay_ms, self.refresh_now)
+        self._bg.after("soon", delay_ms, self.refresh_now)
 
     def refresh_now(self) -> None:
         """Load now; while a load is on its way, once more after it (never a queue of them)."""
-        self._after.pop("soon", None)
-        if self._closed:
-            return
-        if self._in_flight:
-            self._again = True
-            return
-        self._in_flight = True
-        self._worker.submit(self._request(), self._reply)
-        self._schedule("poll", POLL_MS, self._poll)
-
-    def _poll(self) -> None:
-        self._after.pop("poll", None)
-        try:
-            result = self._reply.get_nowait()
-        except queue.Empty:
-            self._schedule("poll", POLL_MS, self._poll)
-            return
-        self._in_flight = False
-        self.generation += 1
-        self._apply(result)
-        if self._again:
-            self._again = False
-            self.refresh_now()
+        self._bg.refresh()
 
     def _tick(self) -> None:
         if self.winfo_viewable():  # a hidden page does not load
             self.refresh_now()
-        self._schedule("tick", self.refresh_ms, self._tick)
 
     def destroy(self) -> None:
-        self._closed = True
-        for ident in self._after.values():
-            self.after_cancel(ident)
-        self._after.clear()
+        self._bg.close()  # the shared worker stays: the hub closes it
         super().destroy()
 
 
@@ -462,17 +428,14 @@ class CoinChart(_ChartPage):
         self.tf_var = tk.StringVar(self, value=self.timeframe.value)
         choices = [t.value for t in Timeframe]
         self.tf_box = ttk.Combobox(head, textvariable=self.tf_var, values=choices,
-                                   state="readonly", width=5, style="Chart.TCombobox")  # fmt: skip
-        _dark_combobox(self.tf_box)
+                                   state="readonly", width=5, style="Panel.TCombobox")  # fmt: skip
         self.tf_box.grid(row=0, column=2, padx=(6, 0))
         self.tf_box.bind("<<ComboboxSelected>>", lambda _e: self.set_timeframe(self.tf_var.get()))
         self.last = ttk.Label(head, text="Last: —", style="PanelMuted.TLabel")
         self.last.grid(row=0, column=4, sticky="e")
-        self.levels = ttk.Label(self, text="Neural: —", style="Panel.TLabel")
+        self.levels = wrapping(ttk.Label(self, text="Neural: —", style="Panel.TLabel"), margin=0)
         self.levels.grid(row=1, column=0, sticky="ew", pady=(4, 0))
-        self.problem = ttk.Label(self, text="", style="Problem.TLabel")
-        for label in (self.levels, self.problem):  # long reasons wrap instead of being cut
-            _wrap(label)
+        self.problem = wrapping(ttk.Label(self, text="", style="Problem.TLabel"), margin=0)
         self.chart = CandleChart(self, self.theme, tz)
         self.chart.grid(row=3, column=0, sticky="nsew", pady=(6, 0))
         self.rowconfigure(3, weight=1)
@@ -583,25 +546,3 @@ def _chart_timeframe(timeframe: Timeframe | str) -> Timeframe:
     except ValueError:
         log.info("chart timeframe %s is not available; showing 1h", timeframe)
         return Timeframe.H1
-
-
-def _wrap(label: ttk.Label) -> None:
-    def fit(event: tk.Event[tk.Misc]) -> None:
-        label.configure(wraplength=max(event.width, 200))
-
-    label.bind("<Configure>", fit)
-
-
-def _dark_combobox(box: ttk.Combobox) -> None:
-    """Dark field and drop-down list for one combobox (clam draws a read-only field light)."""
-    style = ttk.Style(box)
-    style.configure("Chart.TCombobox", arrowcolor=TEXT, foreground=TEXT)
-    style.map("Chart.TCombobox", fieldbackground=[("readonly", PANEL_HI)],
-              foreground=[("readonly", TEXT)], background=[("readonly", PANEL_HI)],
-              selectbackground=[("readonly", PANEL_HI)])  # fmt: skip
-    try:
-        popdown = box.tk.eval(f"ttk::combobox::PopdownWindow {box}")
-        box.tk.call(f"{popdown}.f.l", "configure", "-background", PANEL, "-foreground", TEXT,
-                    "-selectbackground", SELECT, "-selectforeground", TEXT)  # fmt: skip
-    except tk.TclError:  # another Tk version names the list differently: keep its colours
-        log.debug("combobox drop-down colours not set", exc_info=True)

@@ -7,9 +7,9 @@ code and ran its test request on the GUI thread. Here the flow is the same (inst
 - keys go only into the encrypted vault (:mod:`pt_secrets`); the original's plain
   ``r_key.txt`` / ``r_secret.txt`` can be imported, and the user is told to delete them;
 - every slow thing (scrypt, the vault file, the signed test request) runs on one worker thread
-  (:mod:`pt_gui_keywizard_worker`) that holds no widget; results come back through a queue
-  that the Tk thread drains with ``after()``, so the window never freezes on a slow or
-  unreachable Robinhood;
+  (:mod:`pt_gui_keywizard_worker`, through :class:`pt_gui_background.Background`) that holds
+  no widget; only the answers are drawn on the Tk thread, so the window never freezes on a
+  slow or unreachable Robinhood;
 - when no OS keyring is usable the passphrase is typed into the wizard itself (twice for a new
   vault), so no terminal is needed;
 - only the public key is ever shown; error texts pass through :func:`pt_logging.redact`.
@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import queue
-import threading
 import tkinter as tk
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +26,7 @@ from tkinter import filedialog, ttk
 
 import pt_logging
 import pt_secrets as ps
+from pt_gui_background import Background
 from pt_gui_keywizard_worker import (
     DEFAULT_URL,
     Done,
@@ -37,10 +36,10 @@ from pt_gui_keywizard_worker import (
     Vault,
     VaultMode,
     VaultState,
+    _run,
     api_key_problem,
-    serve,
 )
-from pt_gui_theme import ACCENT, BG, BORDER, NEGATIVE, PANEL, SELECT, TEXT, WARNING, apply_theme
+from pt_gui_theme import ACCENT, BG, NEGATIVE, PANEL, TEXT, WARNING, apply_theme, wrapping
 from pt_secrets import RobinhoodCredentials, SecretsError
 from pt_state import DataLayout
 
@@ -52,7 +51,6 @@ TITLE = "Robinhood API Setup"
 PORTAL_URL = "https://robinhood.com/account/crypto"
 DOCS_URL = "https://docs.robinhood.com/crypto/trading/"
 LINKS = ((f"Copy link: {PORTAL_URL[8:]}", PORTAL_URL), ("Copy link: API docs", DOCS_URL))
-POLL_MS = 50
 MASK = "•"
 ACK_TEXT = "I understand the private key gives trading access and I will not share it"
 STEPS_TEXT = (
@@ -66,23 +64,13 @@ STEPS_TEXT = (
 
 
 def _styles(root: tk.Misc) -> None:
-    """The wizard's few extra styles, from the theme's colours (entries on dark panels)."""
+    """The wizard's own styles: messages by tone, and roomier entries (on the theme's
+    ``Panel.TEntry``) whose read-only public key shows in the accent colour."""
     style = ttk.Style(root)
     for tone, colour in (("Info", TEXT), ("Ok", ACCENT), ("Warn", WARNING), ("Error", NEGATIVE)):
         style.configure(f"KW{tone}.TLabel", background=PANEL, foreground=colour)
-    style.configure("KW.TEntry", fieldbackground=BG, foreground=TEXT, insertcolor=TEXT,
-                    bordercolor=BORDER, padding=(6, 3))  # fmt: skip
-    style.map("KW.TEntry", fieldbackground=[("readonly", BG)], foreground=[("readonly", ACCENT)])
-    style.configure("KW.TCheckbutton", background=PANEL, foreground=TEXT,
-                    indicatorbackground=BG, indicatorforeground=ACCENT)  # fmt: skip
-    style.map("KW.TCheckbutton", background=[("active", PANEL)],
-              indicatorbackground=[("selected", SELECT)])  # fmt: skip
-
-
-def _wrapping(label: ttk.Label, margin: int = 8) -> ttk.Label:
-    """Long messages wrap to the label's width instead of being cut off."""
-    label.bind("<Configure>", lambda e: label.configure(wraplength=max(e.width - margin, 200)))
-    return label
+    style.configure("KW.Panel.TEntry", padding=(6, 3))
+    style.map("KW.Panel.TEntry", foreground=[("readonly", ACCENT)])
 
 
 class _Scrolled(ttk.Frame):
@@ -147,24 +135,20 @@ class KeyWizard(tk.Toplevel):
         self.layout, self.robinhood_url = layout, robinhood_url.rstrip("/")
         self._ask_folder, self._on_saved, self._timeout = ask_folder, on_saved, test_timeout_s
         self._seed: bytes | None = None
-        self._configured = self._closed = False
-        self._busy: set[str] = set()
-        self._poll_id: str | None = None
+        self._configured = False
         self.vault_mode: VaultMode = "checking"
         self.api_key_var, self.private_var = tk.StringVar(self), tk.StringVar(self)
         self.public_var = tk.StringVar(self)
         self.pass_var, self.pass2_var = tk.StringVar(self), tk.StringVar(self)
         self.show_key_var, self.ack_var = tk.BooleanVar(self), tk.BooleanVar(self)
         self._build()
-        self._jobs: queue.Queue[Job | None] = queue.Queue()
-        self._results: queue.Queue[Done] = queue.Queue()
-        self._worker = threading.Thread(
-            target=serve, args=(Vault(layout, key_source_factory), self._jobs, self._results),
-            name="keywizard-worker", daemon=True,
+        vault = Vault(layout, key_source_factory)  # only ever used on the worker thread
+        # closing does not wait: a test still waiting on Robinhood ends on the worker by itself
+        self._bg: Background[Job, Done] = Background(
+            self, lambda job: _run(vault, job), self._apply, name="keywizard-worker",
+            join_timeout_s=0,
         )  # fmt: skip
-        self._worker.start()
         self._submit(Job("probe"))
-        self._poll_id = self.after(POLL_MS, self._poll)
         self.protocol("WM_DELETE_WINDOW", self.destroy)
 
     # -- layout --------------------------------------------------------------------------------
@@ -181,10 +165,12 @@ class KeyWizard(tk.Toplevel):
     def _msg(self, parent: ttk.Frame, row: int, text: str = "") -> ttk.Label:
         label = ttk.Label(parent, text=text, style="KWInfo.TLabel", justify="left", anchor="w")
         label.grid(row=row, column=0, columnspan=4, sticky="ew", pady=(4, 0))
-        return _wrapping(label)
+        return wrapping(label)
 
     def _entry(self, parent: ttk.Frame, var: tk.StringVar, *, secret: bool) -> ttk.Entry:
-        return ttk.Entry(parent, textvariable=var, style="KW.TEntry", show=MASK if secret else "")
+        return ttk.Entry(
+            parent, textvariable=var, style="KW.Panel.TEntry", show=MASK if secret else ""
+        )
 
     def _button(self, parent: ttk.Frame, text: str, command: Callable[[], object]) -> ttk.Button:
         return ttk.Button(parent, text=text, command=command)
@@ -200,7 +186,7 @@ class KeyWizard(tk.Toplevel):
         foot = ttk.Frame(self, padding=(16, 6, 16, 10))
         foot.pack(side="bottom", fill="x")
         foot.columnconfigure(0, weight=1)
-        self.note = _wrapping(ttk.Label(foot, style="Muted.TLabel", text=(
+        self.note = wrapping(ttk.Label(foot, style="Muted.TLabel", text=(
             "Only the public key is ever shown. Nothing here places an order.")))  # fmt: skip
         self.note.grid(row=0, column=0, sticky="ew")
         self._button(foot, "Close", self.destroy).grid(row=0, column=1, padx=(8, 0))
@@ -238,7 +224,7 @@ class KeyWizard(tk.Toplevel):
             self.link_buttons.append(self._button(box, text, command))
             self.link_buttons[-1].grid(row=0, column=2 + i, padx=(8, 0), sticky="e")
         steps = ttk.Label(box, text=STEPS_TEXT, style="Panel.TLabel", justify="left")
-        _wrapping(steps).grid(row=1, column=0, columnspan=4, sticky="ew", pady=(2, 0))
+        wrapping(steps).grid(row=1, column=0, columnspan=4, sticky="ew", pady=(2, 0))
 
     def _build_keys(self, box: ttk.Frame) -> None:
         self.generate_button = self._button(box, "Generate keys", self.generate_keys)
@@ -261,7 +247,7 @@ class KeyWizard(tk.Toplevel):
         ttk.Label(box, text="API key:", style="Panel.TLabel").grid(row=1, column=0, sticky="w")
         self.api_key_entry = self._entry(box, self.api_key_var, secret=True)
         self.api_key_entry.grid(row=1, column=1, sticky="ew", padx=(10, 0))
-        ttk.Checkbutton(box, text="Show", variable=self.show_key_var, style="KW.TCheckbutton",
+        ttk.Checkbutton(box, text="Show", variable=self.show_key_var, style="Panel.TCheckbutton",
                         command=self._toggle_key).grid(row=1, column=2, padx=(8, 0))  # fmt: skip
         self.test_button = self._button(
             box, "Test credentials (read-only, no trading)", self.test_credentials
@@ -273,7 +259,7 @@ class KeyWizard(tk.Toplevel):
         self.api_key_entry.configure(show="" if self.show_key_var.get() else MASK)
 
     def _build_save(self, box: ttk.Frame) -> None:
-        ttk.Checkbutton(box, text=ACK_TEXT, variable=self.ack_var, style="KW.TCheckbutton").grid(
+        ttk.Checkbutton(box, text=ACK_TEXT, variable=self.ack_var, style="Panel.TCheckbutton").grid(
             row=1, column=0, columnspan=4, sticky="w"
         )
         buttons = ttk.Frame(box, style="Panel.TFrame")
@@ -330,9 +316,9 @@ class KeyWizard(tk.Toplevel):
             "Keys are configured (stored encrypted). This is their public key; it must be the "
             "one registered at Robinhood.", "ok"))  # fmt: skip
 
-    def _set_busy(self, kind: str, busy: bool) -> None:
-        (self._busy.add if busy else self._busy.discard)(kind)
-        state = ["disabled"] if self._busy else ["!disabled"]
+    def _set_busy(self) -> None:
+        """The buttons that start a job are off while any job is on its way."""
+        state = ["disabled"] if self.busy else ["!disabled"]
         for button in (self.test_button, self.save_button, self.import_button, self.unlock_button):
             button.state(state)
 
@@ -344,7 +330,7 @@ class KeyWizard(tk.Toplevel):
 
     @property
     def busy(self) -> bool:
-        return bool(self._busy)
+        return not self._bg.idle
 
     def generate_keys(self) -> None:
         """A new Ed25519 pair (fast, no I/O); it replaces the stored one only on Save."""
@@ -453,20 +439,11 @@ class KeyWizard(tk.Toplevel):
     # -- the worker's answers ------------------------------------------------------------------
 
     def _submit(self, job: Job) -> None:
-        self._set_busy(job.kind, True)
-        self._jobs.put(job)
-
-    def _poll(self) -> None:
-        try:
-            while True:
-                self._apply(self._results.get_nowait())
-        except queue.Empty:
-            pass
-        if not self._closed:
-            self._poll_id = self.after(POLL_MS, self._poll)
+        self._bg.submit(job)
+        self._set_busy()
 
     def _apply(self, done: Done) -> None:
-        self._set_busy(done.kind, False)
+        self._set_busy()
         if done.vault is not None:
             self._show_vault(done.vault)
         if done.creds is not None:
@@ -490,9 +467,5 @@ class KeyWizard(tk.Toplevel):
 
     def destroy(self) -> None:
         """Close at once: a test still waiting on Robinhood ends on the worker by itself."""
-        if not self._closed:
-            self._closed = True
-            if self._poll_id is not None:
-                self.after_cancel(self._poll_id)
-            self._jobs.put(None)
+        self._bg.close()
         super().destroy()

@@ -14,8 +14,6 @@ drawn on one scrollable Canvas that wraps them into as many columns as fit.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
 import tkinter as tk
 from collections.abc import Callable, Sequence
@@ -24,19 +22,23 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from tkinter import ttk
 
+from pt_gui_background import Background
 from pt_gui_theme import (
     ACCENT,
     BORDER,
     GRID,
+    LONG_BLUE,
     MUTED,
     PANEL,
     PANEL_HI,
+    SHORT_ORANGE,
     TEXT,
     WARNING,
     Theme,
     apply_theme,
+    scrollbars,
+    wrapping,
 )
-from pt_gui_trades import scrollbars
 from pt_signals import TRAINING_STATUSES, CoinStatus, SignalsSnapshot
 from pt_state import DataLayout
 from pt_thinker import read_signals
@@ -45,12 +47,9 @@ __all__ = ["LevelTile", "LevelsLoader", "LevelsPanel", "LevelsView", "build_leve
 
 log = logging.getLogger(__name__)
 
-LONG_BLUE = "#4DA3FF"  # the coin chart's long-bound blue (pt_gui_coinchart)
-SHORT_ORANGE = WARNING  # the coin chart's short-bound orange
 SEGMENTS = 7
 TILE_W, TILE_H, GAP = 92, 156, 8
 SEG_H, SEG_GAP, BAR_W = 11, 2, 16
-POLL_MS = 50
 HINT = "Click a coin to open its chart · the white line marks the trade start level"
 STALE_AFTER_S = 120.0  # wall seconds without a new signals file: the thinker is not writing
 STATUS_WORDS = {
@@ -163,20 +162,6 @@ class LevelsLoader:
         return build_levels(snap, coins, wall_now=now, tz=self.tz, stale_after_s=self._stale_after)
 
 
-def _serve(
-    loader: LevelsLoader,
-    jobs: queue.Queue[tuple[str, ...] | None],
-    results: queue.Queue[LevelsView | None],
-) -> None:
-    """The worker's loop; a failure is logged and reported as "no change"."""
-    while (coins := jobs.get()) is not None:
-        try:
-            results.put(loader.load(coins))
-        except Exception:
-            log.exception("reading the signals failed")
-            results.put(None)
-
-
 class LevelsPanel(ttk.Frame):
     """The "Neural levels" panel (module doc). ``coins`` and ``trade_start_level`` come from
     the settings (:meth:`set_config` when they change); ``on_open(coin)`` runs on a click."""
@@ -201,23 +186,15 @@ class LevelsPanel(ttk.Frame):
         self.generation = 0
         self.hovered: str | None = None
         self._boxes: dict[str, tuple[int, int]] = {}
-        self._jobs: queue.Queue[tuple[str, ...] | None] = queue.Queue()
-        self._results: queue.Queue[LevelsView | None] = queue.Queue()
-        self._in_flight = self._again = self._closed = False
-        self._refresh_ms = refresh_ms
-        self._after: dict[str, str] = {}
         self._build()
-        self._worker = threading.Thread(
-            target=_serve,
-            args=(self.loader, self._jobs, self._results),
-            name="levels-worker",
-            daemon=True,
-        )
-        self._worker.start()
-        self._schedule("poll", POLL_MS, self._poll)
+        # a failed read is logged and shown as "no change" (the last tiles stay)
+        self._bg: Background[tuple[str, ...], LevelsView | None] = Background(
+            self, self.loader.load, self._apply, name="levels-worker",
+            refresh_job=lambda: self.coins, on_error=lambda _coins, _exc: None,
+            join_timeout_s=2,
+        )  # fmt: skip
         self.refresh_now()
-        if refresh_ms > 0:
-            self._schedule("tick", refresh_ms, self._tick)
+        self._bg.every("tick", refresh_ms, self.refresh_now)
 
     # -- layout ------------------------------------------------------------------------------
 
@@ -242,9 +219,8 @@ class LevelsPanel(ttk.Frame):
         _, x_bar = scrollbars(self, self.canvas)
         x_bar.grid_remove()  # the tiles wrap: only vertical scrolling
         self.detail = ttk.Label(self, text="", style="PanelMuted.TLabel", anchor="w")
+        wrapping(self.detail, margin=4, least=150)
         self.detail.grid(row=4, column=0, columnspan=2, sticky="ew", pady=(3, 0))
-        self.detail.bind("<Configure>", lambda e: self.detail.configure(
-            wraplength=max(e.width - 4, 150)))  # fmt: skip
         self.rowconfigure(2, weight=1)
         self.columnconfigure(0, weight=1)
         self.canvas.bind("<Configure>", lambda _e: self.redraw())
@@ -351,21 +327,15 @@ class LevelsPanel(ttk.Frame):
         self.refresh_now()
 
     def refresh_now(self) -> None:
-        if self._closed:
-            return
-        if self._in_flight:
-            self._again = True
-            return
-        self._in_flight = True
-        self._jobs.put(self.coins)
+        """Read the signals now; while a read is running, once more after it."""
+        self._bg.refresh()
 
     @property
     def busy(self) -> bool:
-        return self._in_flight
+        return self._bg.busy
 
     def _apply(self, view: LevelsView | None) -> None:
         self.generation += 1
-        self._in_flight = False
         if view is not None:
             self.view = view
             style = "Problem.TLabel" if view.stale else "PanelMuted.TLabel"
@@ -373,32 +343,7 @@ class LevelsPanel(ttk.Frame):
             self.redraw()
             if self.hovered is None:
                 self.detail.configure(text=HINT)
-        if self._again:
-            self._again = False
-            self.refresh_now()
-
-    def _schedule(self, name: str, ms: int, callback: Callable[[], None]) -> None:
-        if not self._closed:
-            self._after[name] = self.after(ms, callback)
-
-    def _poll(self) -> None:
-        try:
-            while True:
-                self._apply(self._results.get_nowait())
-        except queue.Empty:
-            pass
-        finally:
-            self._schedule("poll", POLL_MS, self._poll)
-
-    def _tick(self) -> None:
-        self.refresh_now()
-        self._schedule("tick", self._refresh_ms, self._tick)
 
     def destroy(self) -> None:
-        self._closed = True
-        for ident in self._after.values():
-            self.after_cancel(ident)
-        self._jobs.put(None)
-        if threading.current_thread() is not self._worker:
-            self._worker.join(timeout=2)
+        self._bg.close()
         super().destroy()

@@ -2,9 +2,10 @@
 process and text, newest first, coloured by level, with the selected entry in full below.
 
 Searching reads files that may hold megabytes, so it runs on a worker thread
-(:func:`pt_logging.search_logs`) and the result comes back through a queue drained by
-``after()``. With "Auto-refresh" on, the search repeats every ``refresh_ms``, but only when a
-log file changed (its stat), so an idle bot costs one directory listing per refresh.
+(:func:`pt_logging.search_logs` through :class:`pt_gui_background.Background`) and only the
+result is drawn on the Tk thread. With "Auto-refresh" on, the search repeats every
+``refresh_ms``, but only when a log file changed (its stat), so an idle bot costs one directory
+listing per refresh.
 """
 
 from __future__ import annotations
@@ -12,30 +13,25 @@ from __future__ import annotations
 import heapq
 import json
 import logging
-import queue
-import threading
 import tkinter as tk
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
 from tkinter import ttk
-from typing import Any
 
+from pt_gui_background import Background
 from pt_gui_theme import (
     BG,
     BORDER,
     MUTED,
     NEGATIVE,
-    PANEL,
-    PANEL_HI,
-    SELECT,
     TEXT,
     WARNING,
     Theme,
     apply_theme,
+    scrollbars,
 )
-from pt_gui_trades import scrollbars
 from pt_logging import LEVEL_NAMES, LogEntry, LogQuery, search_logs
 
 __all__ = ["LogFilter", "LogResult", "LogRow", "LogSearcher", "LogViewer", "rows_of"]
@@ -45,7 +41,6 @@ log = logging.getLogger(__name__)
 ALL, TRAINERS = "all", "trainers"
 KNOWN_PROCESSES = ("hub", "thinker", "trader", TRAINERS)
 LIMIT = 500
-POLL_MS = 50
 COLUMNS = ("Time", "Level", "Process", "Message")
 LEVEL_COLOURS = {"DEBUG": MUTED, "INFO": TEXT, "WARNING": WARNING, "ERROR": NEGATIVE,
                  "CRITICAL": NEGATIVE}  # fmt: skip
@@ -148,36 +143,12 @@ class LogSearcher:
         return LogResult(filt, rows_of(entries, self.tz), processes)
 
 
-_Job = tuple[LogFilter, bool] | None
+_Job = tuple[LogFilter, bool]  # the filter, and whether to search unchanged files again
 
 
-def _serve(searcher: LogSearcher, jobs: queue.Queue[_Job], results: queue.Queue[object]) -> None:
-    """The worker's loop; a failed search is reported in the status line, never fatal."""
-    while (job := jobs.get()) is not None:
-        filt, force = job
-        try:
-            results.put(searcher.search(filt, force=force))
-        except Exception as exc:
-            log.exception("log search failed")
-            results.put(LogResult(filt, (), (), f"search failed: {exc}"))
-
-
-def _styles(root: tk.Misc) -> None:
-    """Dark inputs (clam draws read-only comboboxes, entries and check boxes light)."""
-    style = ttk.Style(root)
-    field: dict[str, Any] = {"fieldbackground": BG, "foreground": TEXT, "bordercolor": BORDER,
-             "lightcolor": BORDER, "padding": (4, 2)}  # fmt: skip
-    style.configure("Logs.TCombobox", background=PANEL_HI, arrowcolor=TEXT, **field)
-    style.map("Logs.TCombobox", fieldbackground=[("readonly", BG)],
-              foreground=[("readonly", TEXT)], background=[("active", SELECT)])  # fmt: skip
-    style.configure("Logs.TEntry", insertcolor=TEXT, **field)
-    style.configure("Logs.TCheckbutton", background=PANEL, foreground=TEXT,
-                    indicatorbackground=BG, indicatorforeground=TEXT)  # fmt: skip
-    style.map("Logs.TCheckbutton", background=[("active", PANEL)],
-              indicatorbackground=[("selected", BG)])  # fmt: skip
-    for key, value in (("background", PANEL), ("foreground", TEXT),
-                       ("selectBackground", SELECT), ("selectForeground", TEXT)):  # fmt: skip
-        root.option_add(f"*TCombobox*Listbox.{key}", value)
+def _failed(job: _Job, exc: Exception) -> LogResult:
+    """A failed search is said in the status line, never fatal."""
+    return LogResult(job[0], (), (), f"search failed: {exc}")
 
 
 class LogViewer(ttk.Frame):
@@ -194,32 +165,23 @@ class LogViewer(ttk.Frame):
     ) -> None:
         super().__init__(parent, style="Panel.TFrame", padding=(10, 6, 10, 6))
         self.theme: Theme = apply_theme(self.winfo_toplevel())
-        _styles(self.winfo_toplevel())
         self.searcher = LogSearcher(logs_dir, tz=tz)
         self.result: LogResult | None = None
         self.generation = 0
-        self._jobs: queue.Queue[_Job] = queue.Queue()
-        self._results: queue.Queue[object] = queue.Queue()
-        self._in_flight, self._again, self._closed = False, False, False
-        self._refresh_ms = refresh_ms
-        self._after: dict[str, str] = {}
         self._details: dict[str, str] = {}
         self.level = tk.StringVar(self, "INFO")
         self.process = tk.StringVar(self, ALL)
         self.text = tk.StringVar(self, "")
         self.auto = tk.BooleanVar(self, auto_refresh)
         self._build()
-        self._worker = threading.Thread(
-            target=_serve,
-            args=(self.searcher, self._jobs, self._results),
-            name="logs-worker",
-            daemon=True,
-        )
-        self._worker.start()
-        self._schedule("poll", POLL_MS, self._poll)
+        searcher = self.searcher  # the worker gets the searcher, never the widget
+        self._bg: Background[_Job, LogResult | None] = Background(
+            self, lambda job: searcher.search(job[0], force=job[1]), self._apply,
+            name="logs-worker", refresh_job=lambda: (self.current_filter(), True),
+            on_error=_failed, join_timeout_s=5,
+        )  # fmt: skip
         self.search()
-        if refresh_ms > 0:
-            self._schedule("tick", refresh_ms, self._tick)
+        self._bg.every("tick", refresh_ms, self._tick)
 
     # -- layout ------------------------------------------------------------------------------
 
@@ -231,7 +193,7 @@ class LogViewer(ttk.Frame):
         self.note = ttk.Label(head, text="", style="PanelMuted.TLabel")
         self.note.grid(row=0, column=1, sticky="e", padx=(12, 12))
         self.auto_check = ttk.Checkbutton(head, text="Auto-refresh", variable=self.auto,
-                                          style="Logs.TCheckbutton")  # fmt: skip
+                                          style="Panel.TCheckbutton")  # fmt: skip
         self.auto_check.grid(row=0, column=2, sticky="e")
         self.search_button = ttk.Button(head, text="Search", command=self.search)
         self.search_button.grid(row=0, column=3, sticky="e", padx=(10, 0))
@@ -242,8 +204,8 @@ class LogViewer(ttk.Frame):
         self.process_box = ttk.Combobox(bar, textvariable=self.process, width=12,
                                         values=(ALL, *KNOWN_PROCESSES))  # fmt: skip
         for combo in (self.level_box, self.process_box):
-            combo.configure(state="readonly", style="Logs.TCombobox")
-        self.text_entry = ttk.Entry(bar, textvariable=self.text, width=12, style="Logs.TEntry")
+            combo.configure(state="readonly", style="Panel.TCombobox")
+        self.text_entry = ttk.Entry(bar, textvariable=self.text, width=12, style="Panel.TEntry")
         fields = (("Level", self.level_box), ("Process", self.process_box),
                   ("Text", self.text_entry))  # fmt: skip
         for i, (label, field) in enumerate(fields):
@@ -287,13 +249,9 @@ class LogViewer(ttk.Frame):
 
     def _apply(self, result: LogResult | None) -> None:
         self.generation += 1
-        self._in_flight = False
         if result is not None:
             self.result = result
             self._fill(result)
-        if self._again:
-            self._again = False
-            self.search()
 
     def _fill(self, result: LogResult) -> None:
         selected = self.tree.selection()
@@ -333,43 +291,18 @@ class LogViewer(ttk.Frame):
 
     def search(self, *, force: bool = True) -> None:
         """Search now (the button, Return, a changed filter); auto-refresh passes
-        ``force=False`` so unchanged files are not read again."""
-        if self._closed:
-            return
-        if self._in_flight:
-            self._again = True
-            return
-        self._in_flight = True
-        self._jobs.put((self.current_filter(), force))
+        ``force=False`` so unchanged files are not read again. Asked for while a search runs,
+        it is done once more after it."""
+        self._bg.refresh((self.current_filter(), force))
 
     @property
     def busy(self) -> bool:
-        return self._in_flight
-
-    def _schedule(self, name: str, ms: int, callback: Callable[[], None]) -> None:
-        if not self._closed:
-            self._after[name] = self.after(ms, callback)
-
-    def _poll(self) -> None:
-        try:
-            while True:
-                result = self._results.get_nowait()
-                self._apply(result if isinstance(result, LogResult) else None)
-        except queue.Empty:
-            pass
-        finally:
-            self._schedule("poll", POLL_MS, self._poll)
+        return self._bg.busy
 
     def _tick(self) -> None:
-        if self.auto.get() and not self._in_flight:
+        if self.auto.get() and not self._bg.busy:
             self.search(force=False)
-        self._schedule("tick", self._refresh_ms, self._tick)
 
     def destroy(self) -> None:
-        self._closed = True
-        for ident in self._after.values():
-            self.after_cancel(ident)
-        self._jobs.put(None)
-        if threading.current_thread() is not self._worker:
-            self._worker.join(timeout=5)
+        self._bg.close()
         super().destroy()

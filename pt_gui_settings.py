@@ -4,8 +4,8 @@ The form is generated from the schema (:mod:`pt_gui_settings_fields`), so a new 
 without GUI code. The original dialog applied fields one by one and could leave half of them
 changed when a later one failed; here Save checks everything first, marks every problem on its
 own field, and writes nothing until all are valid. Reading and writing the file, and asking
-whether Robinhood keys are stored, happen on a worker thread that reports through a queue the
-Tk thread drains with ``after()``; the Tk thread only draws.
+whether Robinhood keys are stored, happen on a worker thread
+(:class:`pt_gui_background.Background`); the Tk thread only draws.
 
 Switching to ``live`` trades real money, so it needs stored keys and the word LIVE typed into a
 confirmation dialog. Keys this version does not know are kept in the file, and said so.
@@ -14,8 +14,6 @@ confirmation dialog. Keys this version does not know are kept in the file, and s
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
 import tkinter as tk
 from collections.abc import Callable, Mapping
@@ -26,6 +24,7 @@ from typing import Any
 
 import pt_config
 from pt_config_schema import Settings
+from pt_gui_background import Background
 from pt_gui_settings_fields import (
     MODE_HINTS,
     Raw,
@@ -46,7 +45,7 @@ from pt_gui_settings_widgets import (
     ask_live_confirmation,
     configure_styles,
 )
-from pt_gui_theme import BG
+from pt_gui_theme import BG, wrapping
 from pt_state import DataLayout, atomic_write_json
 from pt_types import Mode
 
@@ -54,7 +53,6 @@ __all__ = ["LIVE_WORD", "LiveConfirmDialog", "SettingsEditor", "ask_live_confirm
 
 log = logging.getLogger(__name__)
 
-POLL_MS = 50
 HINT_REFRESH_MS = 5000  # the account value moves: the "≈ $X per trade" hint follows it
 INPUT_WIDTH = 350  # px: the longest default list (the timeframes) shows whole
 JOIN_TIMEOUT_S = 5.0
@@ -114,12 +112,12 @@ class _Failed:
     reading: bool  # a failed read leaves the form without the file's values
 
 
-_Job = _LoadJob | _KeysJob | _WriteJob | None  # None: stop
+_Job = _LoadJob | _KeysJob | _WriteJob
 _Result = _Loaded | _KeysChecked | _Written | _Failed
 
 
-def _work(job: _LoadJob | _KeysJob | _WriteJob, path: Path, keys: Callable[[], bool]) -> _Result:
-    """One job; every failure becomes a message, so the worker never dies."""
+def _work(job: _Job, path: Path, keys: Callable[[], bool]) -> _Result:
+    """One job on the worker thread (it holds no widget); every failure becomes a message."""
     try:
         if isinstance(job, _LoadJob):
             existed = path.exists()
@@ -147,14 +145,6 @@ def _work(job: _LoadJob | _KeysJob | _WriteJob, path: Path, keys: Callable[[], b
         else:
             log.exception("settings %s failed for %s", type(job).__name__, path)
         return _Failed(f"Could not {'read' if reading else 'write'} {path}: {exc}", reading)
-
-
-def _serve(
-    path: Path, keys: Callable[[], bool], jobs: queue.Queue[_Job], results: queue.Queue[_Result]
-) -> None:
-    """The worker's loop until it is handed None; it holds no widget."""
-    while (job := jobs.get()) is not None:
-        results.put(_work(job, path, keys))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,20 +188,14 @@ class SettingsEditor(ttk.Frame):
         self._drop_unknown = False
         self._file_mode = Mode.DEMO.value
         self._snapshot: dict[str, Raw] = {}
-        self._busy = self._closed = self._filling = self._readable = False
-        self._after: dict[str, str] = {}
-        self._jobs: queue.Queue[_Job] = queue.Queue()
-        self._results: queue.Queue[_Result] = queue.Queue()
+        self._busy = self._filling = self._readable = False
         self._build()
-        self._worker = threading.Thread(
-            target=_serve,
-            args=(self.path, keys_configured, self._jobs, self._results),
-            name="settings-worker",
-            daemon=True,
-        )
-        self._worker.start()
-        self._schedule("poll", POLL_MS, self._poll)
-        self._schedule("hints", self._hint_ms, self._tick_hints)
+        path = self.path  # the worker gets the path and the key check, never the widget
+        self._bg: Background[_Job, _Result] = Background(
+            self, lambda job: _work(job, path, keys_configured), self._apply,
+            name="settings-worker", join_timeout_s=JOIN_TIMEOUT_S,
+        )  # fmt: skip
+        self._bg.every("hints", self._hint_ms, self._update_hints)
         self.revert()
 
     # -- layout ----------------------------------------------------------------------------
@@ -236,18 +220,12 @@ class SettingsEditor(ttk.Frame):
         bar.grid(row=1, column=0, sticky="ew", pady=(6, 0))
         bar.columnconfigure(0, weight=1)
         self.summary = ttk.Label(bar, text="Reading the settings…", style="SummaryInfo.TLabel")
-        self.summary.grid(row=0, column=0, sticky="ew")
-        self.summary.bind(
-            "<Configure>", lambda e: self.summary.configure(wraplength=max(e.width - 8, 300))
-        )
+        wrapping(self.summary, least=300).grid(row=0, column=0, sticky="ew")
         self.keys_button = ttk.Button(bar, text="Set up keys…", command=self._keys_wizard)
         self.unknown_bar = ttk.Frame(self)
         self.unknown_bar.columnconfigure(0, weight=1)
         self.unknown_label = ttk.Label(self.unknown_bar, text="", style="Unknown.TLabel")
-        self.unknown_label.grid(row=0, column=0, sticky="ew")
-        self.unknown_label.bind(
-            "<Configure>", lambda e: self.unknown_label.configure(wraplength=max(e.width - 8, 300))
-        )
+        wrapping(self.unknown_label, least=300).grid(row=0, column=0, sticky="ew")
         self.drop_button = ttk.Button(
             self.unknown_bar, text="Remove them", command=self.drop_unknown
         )
@@ -355,10 +333,6 @@ class SettingsEditor(ttk.Frame):
             mode = str(row.raw)
             row.show_live(MODE_HINTS.get(mode, ""), warn=mode == Mode.LIVE.value)
 
-    def _tick_hints(self) -> None:
-        self._update_hints()
-        self._schedule("hints", self._hint_ms, self._tick_hints)
-
     def _fill(self, values: Mapping[str, Any]) -> None:
         """Put the file's values (defaults where it has none) into the fields."""
         self._filling = True
@@ -408,7 +382,7 @@ class SettingsEditor(ttk.Frame):
 
     def scroll_to(self, row: FieldRow) -> None:
         """Bring a field into view (the first error, after a refused save)."""
-        if self._closed:
+        if self._bg.closed:
             return
         self.update_idletasks()
         height = max(self.inner.winfo_height(), 1)
@@ -419,11 +393,11 @@ class SettingsEditor(ttk.Frame):
 
     def revert(self) -> None:
         """Read the file again, dropping what was typed since the last save."""
-        if self._busy or self._closed:
+        if self._busy or self._bg.closed:
             return
         self._set_busy(True)
         self._say(f"Reading {self.path}…")
-        self._jobs.put(_LoadJob())
+        self._bg.submit(_LoadJob())
 
     def drop_unknown(self) -> None:
         """Leave the unknown keys out of the next save."""
@@ -432,7 +406,7 @@ class SettingsEditor(ttk.Frame):
 
     def save(self) -> None:
         """Check every field; write only when all are valid (live mode needs keys and LIVE)."""
-        if self._busy or self._closed or not self._readable:
+        if self._busy or self._bg.closed or not self._readable:
             return
         checked = check_form(all_fields(self.sections), self.raws(), self._known)
         if not checked.ok:
@@ -444,14 +418,14 @@ class SettingsEditor(ttk.Frame):
         self._set_busy(True)
         if settings.mode is Mode.LIVE:
             self._say("Checking that Robinhood API keys are stored…")
-            self._jobs.put(_KeysJob(settings))
+            self._bg.submit(_KeysJob(settings))
         else:
             self._write(settings)
 
     def _write(self, settings: Settings) -> None:
         self._say(f"Saving {self.path}…")
         unknown = {} if self._drop_unknown else self._unknown
-        self._jobs.put(_WriteJob(settings, unknown))
+        self._bg.submit(_WriteJob(settings, unknown))
 
     def _keys_checked(self, result: _KeysChecked) -> None:
         if not result.ok:
@@ -466,7 +440,7 @@ class SettingsEditor(ttk.Frame):
                 self.keys_button.grid(row=0, column=1, padx=(8, 0))
             return
         confirmed = self._file_mode == Mode.LIVE.value or self._confirm_live(self)
-        if self._closed:  # the window went away while the dialog was open
+        if self._bg.closed:  # the window went away while the dialog was open
             return
         if not confirmed:
             self._set_busy(False)
@@ -529,32 +503,11 @@ class SettingsEditor(ttk.Frame):
         else:
             self._say(f"{result.message}. The file was not changed.", "error")
 
-    # -- scheduling (Tk thread) -----------------------------------------------------------------
-
     @property
     def busy(self) -> bool:
         return self._busy
 
-    def _schedule(self, name: str, ms: int, callback: Callable[[], None]) -> None:
-        if not self._closed:
-            self._after[name] = self.after(ms, callback)
-
-    def _poll(self) -> None:
-        try:
-            while not self._closed:
-                self._apply(self._results.get_nowait())
-        except queue.Empty:
-            pass
-        finally:
-            self._schedule("poll", POLL_MS, self._poll)
-
     def destroy(self) -> None:
         """Stop the timers and the worker (a write in progress is finished first)."""
-        self._closed = True
-        for ident in self._after.values():
-            self.after_cancel(ident)
-        self._after.clear()
-        self._jobs.put(None)
-        if threading.current_thread() is not self._worker:
-            self._worker.join(timeout=JOIN_TIMEOUT_S)
+        self._bg.close()
         super().destroy()

@@ -13,7 +13,7 @@ import tkinter as tk
 from dataclasses import dataclass
 from tkinter import font as tkfont
 from tkinter import ttk
-from typing import Literal
+from typing import Any, Literal
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,13 @@ WARNING = "#FFB347"
 SELECT = "#1D3A5C"
 LOSS_FILL = "#4A1822"  # drawdown areas: a dark red that keeps the lines on top readable
 PEAK = "#5E6E86"
+# The charts' line colours (original-behaviour.md §4.4), shared by the coin chart and the
+# neural-level tiles so a LONG level and a long bound read as the same thing.
+LONG_BLUE = "#4DA3FF"  # long bounds, LONG levels
+SHORT_ORANGE = WARNING  # short bounds, SHORT levels
+AVG_YELLOW = "#FFD84D"  # the average cost line
+PURPLE = "#B98CFF"  # the ASK line, DCA fills
+BID_TEAL = "#2EC4B6"  # the BID line
 
 Tone = Literal["positive", "negative", "neutral"]
 TONE_COLOURS: dict[str, str] = {"positive": ACCENT, "negative": NEGATIVE, "neutral": TEXT}
@@ -90,6 +97,62 @@ def _inputs(style: ttk.Style) -> None:
         foreground=[("selected", ACCENT), ("active", TEXT)],
     )
     style.configure("TPanedwindow", background=BG)
+
+
+def _panel_inputs(root: tk.Misc, style: ttk.Style) -> None:
+    """Inputs on a panel (``Panel.TEntry``, ``Panel.TCombobox``, ``Panel.TCheckbutton``): a
+    field darker than the panel, which clam would draw light; and dark drop-down lists."""
+    field: dict[str, Any] = {
+        "fieldbackground": BG, "foreground": TEXT, "bordercolor": BORDER, "lightcolor": BORDER,
+        "padding": (4, 2),
+    }  # fmt: skip
+    style.configure("Panel.TCombobox", background=PANEL_HI, arrowcolor=TEXT, **field)
+    style.map("Panel.TCombobox", fieldbackground=[("readonly", BG)],
+              foreground=[("readonly", TEXT)], background=[("active", SELECT)])  # fmt: skip
+    style.configure("Panel.TEntry", insertcolor=TEXT, **field)
+    style.map("Panel.TEntry", fieldbackground=[("readonly", BG)])
+    style.configure("Panel.TCheckbutton", background=PANEL, foreground=TEXT,
+                    indicatorbackground=BG, indicatorforeground=ACCENT)  # fmt: skip
+    style.map("Panel.TCheckbutton", background=[("active", PANEL)],
+              indicatorbackground=[("selected", BG)])  # fmt: skip
+    for key, value in (("background", PANEL), ("foreground", TEXT),
+                       ("selectBackground", SELECT), ("selectForeground", TEXT)):  # fmt: skip
+        root.option_add(f"*TCombobox*Listbox.{key}", value)
+
+
+def _scrollbars(style: ttk.Style) -> None:
+    """Both orientations dark, also when there is nothing to scroll (clam draws a disabled
+    scrollbar light grey)."""
+    for name in ("Vertical.TScrollbar", "Horizontal.TScrollbar"):
+        style.configure(name, background=PANEL_HI, troughcolor=PANEL, arrowcolor=MUTED,
+                        bordercolor=BORDER, lightcolor=PANEL_HI, darkcolor=PANEL_HI)  # fmt: skip
+        style.map(name, background=[("disabled", PANEL), ("active", SELECT)],
+                  arrowcolor=[("disabled", BORDER)])  # fmt: skip
+
+
+def scrollbars(
+    parent: tk.Misc, view: tk.Listbox | tk.Canvas | tk.Text | ttk.Treeview
+) -> tuple[ttk.Scrollbar, ttk.Scrollbar]:
+    """``view`` at row 2 of ``parent``'s grid (under a heading) with its vertical scrollbar on
+    its right and the horizontal one below (the panels' shared layout)."""
+    y = ttk.Scrollbar(parent, orient="vertical", command=view.yview)
+    x = ttk.Scrollbar(parent, orient="horizontal", command=view.xview)
+    view.configure(yscrollcommand=y.set, xscrollcommand=x.set)
+    view.grid(row=2, column=0, sticky="nsew", pady=(4, 0))
+    y.grid(row=2, column=1, sticky="ns", pady=(4, 0))
+    x.grid(row=3, column=0, sticky="ew")
+    return y, x
+
+
+def wrapping(label: ttk.Label, *, margin: int = 8, least: int = 200) -> ttk.Label:
+    """Long text (a reason, an error's advice) wraps to the label's width less ``margin``, and
+    at least ``least`` px, instead of being cut off at the window's edge."""
+
+    def fit(event: tk.Event[tk.Misc]) -> None:
+        label.configure(wraplength=max(event.width - margin, least))
+
+    label.bind("<Configure>", fit, add="+")
+    return label
 
 
 def apply_theme(root: tk.Misc) -> Theme:
@@ -162,8 +225,9 @@ def apply_theme(root: tk.Misc) -> Theme:
         padding=(4, 3),
     )
     style.map("Treeview.Heading", background=[("active", "#1B2B4A")])
-    style.configure("Vertical.TScrollbar", background=PANEL_HI, troughcolor=PANEL, arrowcolor=MUTED)
+    _scrollbars(style)
     _inputs(style)
+    _panel_inputs(root, style)
     if isinstance(root, tk.Tk | tk.Toplevel):
         root.configure(background=BG)
     log.debug("dark theme applied (font family %s)", family)

@@ -3,17 +3,15 @@
 They show what the trader reports in ``state/trader_status.json`` and the fills in the journal
 (original-behaviour.md §4.4). The Tk thread never reads a file: a
 :class:`pt_gui_trades_data.TradesLoader` on a worker thread does, only when something changed;
-the :class:`TradesFeed` hands each new :class:`TradesView` (ready text) to the widgets through a
-queue drained by ``after()``. A coin that cannot trade is shown in warning colour with its
-reason above the table. The hub may embed :class:`TradesPanel` (all three), or place
-:class:`AccountPanel`, :class:`TradesTable` and :class:`HistoryList` itself over one feed.
+the :class:`TradesFeed` hands each new :class:`TradesView` (ready text) to the widgets on the Tk
+thread (:class:`pt_gui_background.Background`). A coin that cannot trade is shown in warning
+colour with its reason above the table. The hub may embed :class:`TradesPanel` (all three), or
+place :class:`AccountPanel`, :class:`TradesTable` and :class:`HistoryList` itself over one feed.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
 import tkinter as tk
 from collections.abc import Callable
@@ -22,17 +20,18 @@ from tkinter import font as tkfont
 from tkinter import ttk
 from typing import Literal
 
+from pt_gui_background import Background
 from pt_gui_theme import (
-    BORDER,
     MUTED,
     PANEL,
-    PANEL_HI,
     SELECT,
     TEXT,
     TONE_COLOURS,
     WARNING,
     Theme,
     apply_theme,
+    scrollbars,
+    wrapping,
 )
 from pt_gui_trades_data import (
     READ_TIMEOUT_S,
@@ -46,11 +45,11 @@ from pt_state import DataLayout
 from pt_strategy import StrategyConfig
 from pt_types import Mode
 
+# scrollbars lives in pt_gui_theme now; still exported here for the modules that used it
 __all__ = ["AccountPanel", "HistoryList", "TradesFeed", "TradesPanel", "TradesTable", "scrollbars"]
 
 log = logging.getLogger(__name__)
 
-POLL_MS = 50
 COLUMNS = (
     "Coin", "Qty", "Value", "Avg cost", "Ask", "DCA PnL", "Bid", "Sell PnL", "DCA stage",
     "DCA 24h", "Next DCA", "Trail line",
@@ -63,26 +62,13 @@ TEXT_COLUMNS = frozenset({"Coin", "Next DCA", "Trail line"})
 WEIGHTS = {"Next DCA": 1, "Trail line": 2}
 
 # ---------------------------------------------------------------------------------------------
-# The feed: the worker thread and the queue drained on the Tk thread
-
-
-def _serve(
-    loader: TradesLoader,
-    jobs: queue.Queue[StrategyConfig | None],
-    results: queue.Queue[TradesView | None],
-) -> None:
-    """The worker's loop; a failure becomes "no change" and a log line, never a dead thread."""
-    while (config := jobs.get()) is not None:
-        try:
-            results.put(loader.load(config))
-        except Exception:
-            log.exception("reading the trader status or the journal failed")
-            results.put(None)
+# The feed: the loader on a worker thread, each new view handed to the widgets on the Tk thread
 
 
 class TradesFeed:
     """Refreshes every ``refresh_ms`` (0: only on demand) and hands each new view to the
-    subscribed widgets; ``generation`` counts finished refreshes (tests wait on it)."""
+    subscribed widgets; ``generation`` counts finished refreshes (tests wait on it). A failed
+    read is logged and counts as "no change"."""
 
     def __init__(
         self,
@@ -96,22 +82,13 @@ class TradesFeed:
         self.view: TradesView | None = None
         self.generation = 0
         self._subscribers: list[Callable[[TradesView], None]] = []
-        self._jobs: queue.Queue[StrategyConfig | None] = queue.Queue()
-        self._results: queue.Queue[TradesView | None] = queue.Queue()
-        self._in_flight = self._again = self._closed = False
-        self._refresh_ms = refresh_ms
-        self._after: dict[str, str] = {}
-        self._worker = threading.Thread(
-            target=_serve,
-            args=(loader, self._jobs, self._results),
-            name="trades-worker",
-            daemon=True,
-        )
-        self._worker.start()
-        self._schedule("poll", POLL_MS, self._poll)
+        self._bg: Background[StrategyConfig, TradesView | None] = Background(
+            master, loader.load, self._apply, name="trades-worker",
+            refresh_job=lambda: self.config, on_error=lambda _config, _exc: None,
+            join_timeout_s=READ_TIMEOUT_S + 1,
+        )  # fmt: skip
         self.refresh_now()
-        if refresh_ms > 0:
-            self._schedule("tick", refresh_ms, self._tick)
+        self._bg.every("tick", refresh_ms, self.refresh_now)
 
     def subscribe(self, callback: Callable[[TradesView], None]) -> None:
         self._subscribers.append(callback)
@@ -120,58 +97,27 @@ class TradesFeed:
 
     @property
     def busy(self) -> bool:
-        return self._in_flight
+        return self._bg.busy
 
     def refresh_now(self) -> None:
-        if self._closed:
-            return
-        if self._in_flight:
-            self._again = True
-            return
-        self._in_flight = True
-        self._jobs.put(self.config)
+        """Read now; while a read is running, once more after it."""
+        self._bg.refresh()
 
     def set_config(self, config: StrategyConfig) -> None:
         """New settings (coins, DCA rules): the next refresh rebuilds the view with them."""
         self.config = config
         self.refresh_now()
 
-    def _schedule(self, name: str, ms: int, callback: Callable[[], None]) -> None:
-        if not self._closed:
-            self._after[name] = self.master.after(ms, callback)
-
-    def _poll(self) -> None:
-        try:
-            while True:
-                view = self._results.get_nowait()
-                self.generation += 1
-                self._in_flight = False
-                if view is not None:
-                    self.view = view
-                    for callback in self._subscribers:
-                        callback(view)
-                if self._again:
-                    self._again = False
-                    self.refresh_now()
-        except queue.Empty:
-            pass
-        finally:
-            self._schedule("poll", POLL_MS, self._poll)
-
-    def _tick(self) -> None:
-        self.refresh_now()
-        self._schedule("tick", self._refresh_ms, self._tick)
+    def _apply(self, view: TradesView | None) -> None:
+        self.generation += 1
+        if view is not None:
+            self.view = view
+            for callback in self._subscribers:
+                callback(view)
 
     def close(self) -> None:
         """Stop the timers and the worker (after the read it is doing)."""
-        if self._closed:
-            return
-        self._closed = True
-        for ident in self._after.values():
-            self.master.after_cancel(ident)
-        self._jobs.put(None)
-        if threading.current_thread() is not self._worker:
-            self._worker.join(timeout=READ_TIMEOUT_S + 1)
+        self._bg.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,33 +133,6 @@ def _heading(parent: tk.Misc, title: str) -> ttk.Label:
     note = ttk.Label(frame, text="", style="PanelMuted.TLabel")
     note.grid(row=0, column=1, sticky="e")
     return note
-
-
-def scrollbars(
-    parent: tk.Misc, view: tk.Listbox | tk.Canvas | ttk.Treeview
-) -> tuple[ttk.Scrollbar, ttk.Scrollbar]:
-    """Both scrollbars of ``view``, dark also when there is nothing to scroll (clam draws a
-    disabled scrollbar light grey, and the theme styles only the vertical one)."""
-    style = ttk.Style(parent)
-    for orient in ("Vertical", "Horizontal"):
-        name = f"Panel.{orient}.TScrollbar"
-        style.configure(name, background=PANEL_HI, troughcolor=PANEL, arrowcolor=MUTED,
-                        bordercolor=BORDER, lightcolor=PANEL_HI, darkcolor=PANEL_HI)  # fmt: skip
-        style.map(name, background=[("disabled", PANEL), ("active", SELECT)],
-                  arrowcolor=[("disabled", BORDER)])  # fmt: skip
-    y = ttk.Scrollbar(parent, orient="vertical", command=view.yview,
-                      style="Panel.Vertical.TScrollbar")  # fmt: skip
-    x = ttk.Scrollbar(parent, orient="horizontal", command=view.xview,
-                      style="Panel.Horizontal.TScrollbar")  # fmt: skip
-    view.configure(yscrollcommand=y.set, xscrollcommand=x.set)
-    view.grid(row=2, column=0, sticky="nsew", pady=(4, 0))
-    y.grid(row=2, column=1, sticky="ns", pady=(4, 0))
-    x.grid(row=3, column=0, sticky="ew")
-    return y, x
-
-
-def _wrap(label: ttk.Label) -> None:
-    label.bind("<Configure>", lambda e: label.configure(wraplength=max(e.width - 4, 200)))
 
 
 class TradesTable(ttk.Frame):
@@ -240,8 +159,8 @@ class TradesTable(ttk.Frame):
         self._least = self._size_columns()
         self._fit()
         self.tree.bind("<Configure>", self._fit, add="+")
-        _wrap(self.banner)
-        _wrap(self.rules)
+        wrapping(self.banner, margin=4)
+        wrapping(self.rules, margin=4)
         if feed is not None:
             feed.subscribe(self.show)
 

@@ -335,9 +335,9 @@ def test_one_refresh_at_a_time(root: tk.Tk, journal: Path) -> None:
     gate.set()
     wait_for(root, lambda: widget.generation == 2 and not widget.busy)
     assert len(calls) == 2  # the three requests made while busy became one more refresh
-    worker = widget._worker
+    background = widget._bg
     widget.destroy()
-    assert not worker.is_alive()
+    assert not background.alive
 
 
 def test_the_tk_thread_never_waits_for_the_journal(root: tk.Tk, big_journal: Path) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gc
+import queue
 import threading
 import time
 import tkinter as tk
+import weakref
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -133,3 +136,117 @@ def test_refresh_without_a_job_or_factory_is_a_programming_error(root: tk.Tk) ->
     with pytest.raises(TypeError, match="nofactory"):
         bg.refresh()
     bg.close()
+
+
+def test_an_idle_background_keeps_no_timer(root: tk.Tk) -> None:
+    gate = Gate()
+    gate.release.set()
+    bg: Background[int, int] = Background(root, gate.work, lambda _r: None, name="idle")
+    assert not root.tk.call("after", "info")  # nothing on its way: no poll
+    bg.submit(1)
+    assert root.tk.call("after", "info")  # the poll runs while the job is out
+    wait_until(root, lambda: bg.idle)
+    pump(root, 0.1)
+    assert not root.tk.call("after", "info")
+    bg.close()
+
+
+def test_a_failing_periodic_callback_keeps_its_timer(root: tk.Tk) -> None:
+    bg: Background[int, int] = Background(root, lambda j: j, lambda _r: None, name="flaky")
+    calls, errors = list[int](), list[object]()
+    root.report_callback_exception = lambda *exc: errors.append(exc)
+
+    def tick() -> None:
+        calls.append(1)
+        raise RuntimeError("a bad tick")
+
+    bg.every("tick", 20, tick)
+    pump(root, 0.2)
+    assert len(calls) >= 3 and len(errors) == len(calls)
+    bg.close()
+
+
+def test_close_without_waiting_returns_while_a_job_runs(root: tk.Tk) -> None:
+    gate = Gate()
+    bg: Background[int, int] = Background(
+        root, gate.work, lambda _r: None, name="nowait", join_timeout_s=0
+    )
+    bg.submit(1)
+    wait_until(root, lambda: gate.jobs == [1])
+    started = time.monotonic()
+    bg.close()
+    assert time.monotonic() - started < 0.5 and bg.alive  # the job still runs on its own
+    gate.release.set()
+    wait_until(root, lambda: not bg.alive)
+
+
+class SharedThread:
+    """One thread serving several panels, answering into each job's reply queue (the shape of
+    pt_gui_chartdata.ChartWorker)."""
+
+    def __init__(self, gate: Gate) -> None:
+        self.gate = gate
+        self.jobs: queue.Queue[tuple[int, queue.Queue[int]] | None] = queue.Queue()
+        self.thread = threading.Thread(target=self._serve, name="shared", daemon=True)
+        self.thread.start()
+
+    def submit(self, job: int, reply: queue.Queue[int], /) -> None:
+        self.jobs.put((job, reply))
+
+    def _serve(self) -> None:
+        while (item := self.jobs.get()) is not None:
+            item[1].put(self.gate.work(item[0]))
+
+    def close(self) -> None:
+        self.jobs.put(None)
+        self.thread.join(2)
+
+
+def test_panels_can_share_one_worker_thread(root: tk.Tk) -> None:
+    gate = Gate()
+    shared = SharedThread(gate)
+    got_a, got_b = list[int](), list[int]()
+    counter = iter(range(1, 100))
+    a: Background[int, int] = Background(
+        root, shared, got_a.append, name="page-a", refresh_job=lambda: next(counter)
+    )
+    b: Background[int, int] = Background(root, shared, got_b.append, name="page-b")
+    a.refresh()
+    b.refresh(7)
+    wait_until(root, lambda: gate.jobs == [1])
+    for _ in range(3):
+        a.refresh()  # folded, as with an own thread
+    assert a.busy and b.busy
+    gate.release.set()
+    wait_until(root, lambda: a.idle and b.idle and len(got_a) == 2)
+    assert got_a == [10, 20] and got_b == [70]
+    assert set(gate.threads) == {"shared"} and gate.jobs == [1, 7, 2]
+    with pytest.raises(TypeError, match="page-a"):
+        a.submit(3)  # one-offs need an own thread
+    a.close()  # leaves the shared thread to its owner
+    assert shared.thread.is_alive() and not a.alive
+    b.refresh(8)
+    wait_until(root, lambda: got_b == [70, 80])
+    b.close()
+    shared.close()
+    assert not shared.thread.is_alive()
+
+
+def test_a_worker_that_outlives_its_window_holds_no_widget(root: tk.Tk) -> None:
+    """Closed without waiting (the key wizard), the worker finishes its job after the window is
+    gone; it must not hold the window, or its last reference could be dropped off Tk's thread."""
+    gate, shown = Gate(), {"window": tk.Toplevel(root)}
+    gone = weakref.ref(shown["window"])
+    bg: Background[int, int] = Background(
+        shown["window"], gate.work, lambda r: shown["window"].title(str(r)), name="outlives",
+        join_timeout_s=0,
+    )  # fmt: skip
+    bg.submit(1)
+    wait_until(root, lambda: gate.jobs == [1])
+    bg.close()
+    shown.pop("window").destroy()
+    del bg
+    gc.collect()
+    assert gone() is None
+    assert any(t.name == "outlives" for t in threading.enumerate())  # still in its job
+    gate.release.set()

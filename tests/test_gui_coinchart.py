@@ -40,7 +40,7 @@ from pt_gui_coinchart import (
     ChartWorker,
     CoinChart,
 )
-from pt_gui_theme import ACCENT, NEGATIVE, apply_theme
+from pt_gui_theme import ACCENT, NEGATIVE, PANEL, apply_theme
 from pt_journal import TradeJournal
 from pt_patterns import levels, spaced_bounds
 from pt_replay import start_clock
@@ -302,6 +302,8 @@ def test_switching_the_timeframe_loads_it(root: tk.Tk, world: World, worker: Cha
     chart = coin_chart(root, worker, timeframe="5m")  # a minute chart the market cannot serve
     assert chart.timeframe.value == chart.tf_box.get() == "1h"
     assert chart.data is not None and chart.data.timeframe is Timeframe.H1
+    popdown = chart.tf_box.tk.eval(f"ttk::combobox::PopdownWindow {chart.tf_box}")
+    assert str(chart.tf_box.tk.call(f"{popdown}.f.l", "cget", "-background")) == PANEL  # dark list
     loads = chart.generation
     for tf in ("2h", "4h", "1d"):  # quick clicks: one load, of the last choice
         chart.tf_box.set(tf)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pt_gui_levels import LONG_BLUE, SHORT_ORANGE, LevelsLoader, LevelsPanel
-from pt_gui_theme import ACCENT, GRID, MUTED, WARNING, apply_theme
+from pt_gui_levels import LevelsLoader, LevelsPanel
+from pt_gui_theme import ACCENT, GRID, LONG_BLUE, MUTED, SHORT_ORANGE, WARNING, apply_theme
 from pt_signals import (
     SIGNALS_SCHEMA,
     CoinSignal,
