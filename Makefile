@@ -8,7 +8,7 @@ PY     := $(BIN)/python
 RUN_STAMP  := $(VENV)/.run-installed
 DEV_STAMP  := $(VENV)/.dev-installed
 
-.PHONY: run test lint typecheck pytest bench xvfb clean check-python
+.PHONY: run test lint typecheck pytest bench xvfb clean check-python desktop
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
@@ -19,17 +19,23 @@ $(PY): | check-python
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(RUN_STAMP): requirements.txt | $(PY)
+$(RUN_STAMP): requirements.txt pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $@
 
-$(DEV_STAMP): requirements.txt requirements-dev.txt | $(PY)
+$(DEV_STAMP): requirements.txt requirements-dev.txt pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $@ $(RUN_STAMP)
 
 ## make run: start the main job (the hub, demo mode by default).
 run: $(RUN_STAMP)
 	$(PY) pt_hub.py $(ARGS)
+
+## make desktop: a PowerTrader AI launcher in the applications menu (Linux).
+desktop: $(RUN_STAMP)
+	$(PY) pt_desktop.py --python $(abspath $(PY))
 
 ## make test: lint, type-check and the whole test suite with coverage.
 test: $(DEV_STAMP) xvfb lint typecheck pytest

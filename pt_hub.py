@@ -239,7 +239,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pt_hub.py", description="PowerTrader AI hub")
+    parser = argparse.ArgumentParser(description="PowerTrader AI hub")
     parser.add_argument(
         "--data-dir", help="data folder (default: $POWERTRADER_HOME or ./user_data)"
     )

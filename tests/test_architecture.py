@@ -37,7 +37,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "processes",
         ("pt_trainer", "pt_thinker", "pt_trader", "pt_backtester", "pt_supervisor",
-         "pt_hub_engine"),
+         "pt_hub_engine", "pt_desktop"),
     ),
     ("gui", ("pt_hub", "pt_analytics_dashboard", "pt_gui_*")),
 )  # fmt: skip
