@@ -91,7 +91,7 @@ class HubWindow:
         self.statusbar.pack(fill="x", side="bottom")
         panes = ttk.PanedWindow(root, orient="horizontal")
         panes.pack(fill="both", expand=True)
-        left = ttk.Frame(panes, style="TFrame", padding=(6, 6, 3, 6), width=470)
+        left = ttk.Frame(panes, style="TFrame", padding=(6, 6, 3, 6), width=500)
         right = ttk.Frame(panes, style="TFrame", padding=(3, 6, 6, 6))
         panes.add(left, weight=0)
         panes.add(right, weight=1)

@@ -58,6 +58,7 @@ SAMPLES = (
     "DOGE", "0.00012345", "$10,000.00", "$43,250.5", "$43,250.5", "-10.00%", "$43,250.5",
     "-10.00%", "9", "2/2", "$57,247 · HARD", "$60,300 · ACTIVE · peak $60,601.5 · +0.33%",
 )  # fmt: skip
+GROUP_GAP, LABEL_GAP = 18, 10  # px between the account box's groups, and label to figure
 TEXT_COLUMNS = frozenset({"Coin", "Next DCA", "Trail line"})
 WEIGHTS = {"Next DCA": 1, "Trail line": 2}
 
@@ -241,20 +242,26 @@ class AccountPanel(ttk.Frame):
             self.columnconfigure(k, weight=0)
         for i, (label, value) in enumerate(zip(self.labels, self.values.values(), strict=True)):
             row, col = 1 + i // columns, 2 * (i % columns)
-            label.grid(row=row, column=col, sticky="w", pady=1, padx=(0 if col == 0 else 24, 12))
+            label.grid(row=row, column=col, sticky="w", pady=1,
+                       padx=(0 if col == 0 else GROUP_GAP, LABEL_GAP))  # fmt: skip
             value.grid(row=row, column=col + 1, sticky="e", pady=1)
             self.columnconfigure(col + 1, weight=1)
 
-    def _reflow(self, event: tk.Event[tk.Misc]) -> None:
-        """As many groups side by side as fit without cutting a figure."""
+    def _reflow(self, event: tk.Event[tk.Misc] | None = None) -> None:
+        """As many groups side by side as fit without cutting a figure (on a resize, and when
+        the figures grew)."""
+        width = self.winfo_width() if event is None else event.width
+        if self.max_columns == 1 or width <= 1:
+            return
         label = max(w.winfo_reqwidth() for w in self.labels)
         value = max(80, *(w.winfo_reqwidth() for w in self.values.values()))
-        fits = (event.width - 20 + 24) // (label + value + 12 + 24)
+        fits = (width - 20 + GROUP_GAP) // (label + value + LABEL_GAP + GROUP_GAP)
         self._place(max(1, min(self.max_columns, fits)))
 
     def show(self, view: TradesView) -> None:
         for line in view.account:
             self.values[line.label].configure(text=line.value, foreground=TONE_COLOURS[line.tone])
+        self._reflow()
 
     def texts(self) -> dict[str, str]:
         return {label: str(w.cget("text")) for label, w in self.values.items()}

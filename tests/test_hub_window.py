@@ -81,6 +81,7 @@ def settings_on_disk(layout: DataLayout) -> dict[str, object]:
 
 def save_setting(hub: HubWindow, path: str, text: str) -> None:
     editor = hub.settings_editor
+    wait(hub, lambda: editor.generation >= 1 and not editor.busy, "the editor to be idle", 10)
     before = editor.generation
     type_into(editor.rows[path], text)
     editor.save_button.invoke()
