@@ -286,12 +286,16 @@ class HubWindow:
             return
         body = self.training.list.body.winfo_reqheight()
         wanted = self.training.winfo_reqheight() - self.training.list.winfo_reqheight() + body
-        position = max(120, min(wanted + 16, int(height * 0.45)))
+        position = max(120, min(wanted + 28, int(height * 0.45)))
         self.left_split.tk.call(str(self.left_split), "sashpos", 0, position)  # untyped in ttk
+
+    def show_tab(self, page: tk.Misc) -> None:
+        """Bring one of the right-hand tabs to the front (ttk's Notebook.select is untyped)."""
+        self.tabs.tk.call(str(self.tabs), "select", str(page))
 
     def open_chart(self, coin: str) -> None:
         """A neural-level tile was clicked: show that coin's chart."""
-        self.tabs.tk.call(str(self.tabs), "select", str(self.trading))
+        self.show_tab(self.trading)
         self.charts.open(coin)
 
     def close(self) -> None:

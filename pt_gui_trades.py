@@ -157,6 +157,10 @@ class TradesTable(ttk.Frame):
         self.empty = ttk.Label(self, text="No open trades", style="PanelMuted.TLabel")
         self.rowconfigure(2, weight=1)
         self.columnconfigure(0, weight=1)
+        self._cell_font = tkfont.Font(font=self.theme.small)
+        self._title_font = tkfont.Font(font=self.theme.small_bold)
+        self._widths: dict[tuple[str, bool], int] = {}
+        self._shown: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self._least = self._size_columns()
         self._fit()
         self.tree.bind("<Configure>", self._fit, add="+")
@@ -165,17 +169,31 @@ class TradesTable(ttk.Frame):
         if feed is not None:
             feed.subscribe(self.show)
 
+    def _measure(self, text: str, *, title: bool = False) -> int:
+        """Pixel width of a cell or title, remembered: most texts come back every refresh, and
+        each measurement is a round trip to Tk."""
+        key = (text, title)
+        width = self._widths.get(key)
+        if width is None:
+            if len(self._widths) > 5000:
+                self._widths.clear()
+            font = self._title_font if title else self._cell_font
+            width = self._widths[key] = font.measure(text)
+        return width
+
     def _size_columns(self, rows: tuple[TradeRow, ...] | None = None) -> dict[str, int]:
         """Each column as wide as its title and its widest cell (the samples before any row
         arrived), so the numbers take little room and the trail line gets the rest."""
-        cell, title = tkfont.Font(font=self.theme.small), tkfont.Font(font=self.theme.small_bold)
         least: dict[str, int] = {}
         for i, col in enumerate(COLUMNS):
             texts = [SAMPLES[i]] if rows is None else [r.cells[i] for r in rows]
-            least[col] = max(title.measure(col), *(cell.measure(t) for t in texts), 0) + 12
-            anchor: Literal["w", "e"] = "w" if col in TEXT_COLUMNS else "e"
-            self.tree.heading(col, text=col, anchor=anchor)
-            self.tree.column(col, minwidth=least[col], stretch=False, anchor=anchor)
+            widest = max(self._measure(col, title=True), *(self._measure(t) for t in texts), 0)
+            least[col] = widest + 12
+        if least != getattr(self, "_least", None):
+            for col in COLUMNS:
+                anchor: Literal["w", "e"] = "w" if col in TEXT_COLUMNS else "e"
+                self.tree.heading(col, text=col, anchor=anchor)
+                self.tree.column(col, minwidth=least[col], stretch=False, anchor=anchor)
         return least
 
     def _fit(self, _event: object = None) -> None:
@@ -185,14 +203,33 @@ class TradesTable(ttk.Frame):
         for col, width in self._least.items():
             self.tree.column(col, width=width + spare * WEIGHTS.get(col, 0) // total)
 
+    def _rows(self, rows: tuple[TradeRow, ...]) -> None:
+        """Change only what changed: a refresh mostly moves a few prices."""
+        wanted = {row.coin for row in rows}
+        gone = [iid for iid in self.tree.get_children() if iid not in wanted]
+        if gone:
+            self.tree.delete(*gone)
+            for iid in gone:
+                self._shown.pop(iid, None)
+        for index, row in enumerate(rows):
+            tags = ("problem",) if row.problem else ()
+            if not self.tree.exists(row.coin):
+                self.tree.insert("", index, iid=row.coin, values=row.cells, tags=tags)
+                self._shown[row.coin] = (row.cells, tags)
+                continue
+            if self._shown.get(row.coin) != (row.cells, tags):
+                self.tree.item(row.coin, values=row.cells, tags=tags)
+                self._shown[row.coin] = (row.cells, tags)
+            if self.tree.index(row.coin) != index:
+                self.tree.move(row.coin, "", index)
+
     def show(self, view: TradesView) -> None:
         self.rules.configure(text=view.rules)
-        self.tree.delete(*self.tree.get_children())
-        self._least = self._size_columns(view.rows)
-        self._fit()
-        for row in view.rows:
-            self.tree.insert("", "end", iid=row.coin, values=row.cells,
-                             tags=("problem",) if row.problem else ())  # fmt: skip
+        least = self._size_columns(view.rows)
+        if least != self._least:
+            self._least = least
+            self._fit()
+        self._rows(view.rows)
         mode = f"{view.mode.upper()} · " if view.mode else ""
         self.note.configure(text=mode + view.note, style="Problem.TLabel" if view.stale
                             else "PanelMuted.TLabel")  # fmt: skip

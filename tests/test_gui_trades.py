@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import time
 import tkinter as tk
@@ -235,3 +236,19 @@ def test_an_empty_data_folder_shows_placeholders(root: tk.Tk, tmp_path: Path) ->
     assert panel.account.texts()["Total realized"] == "—"
     root.lift()  # another test session may share this virtual display
     screenshot(root, "trades_panel_empty")
+
+
+def test_the_table_changes_only_what_changed(root: tk.Tk, layout: DataLayout) -> None:
+    """Rows are updated in place (a refresh mostly moves prices): changed, gone, new, moved."""
+    panel = make(root, layout)
+    view = panel.feed.view
+    assert view is not None
+    btc, xrp, doge = view.rows
+    bought = dataclasses.replace(btc, cells=(btc.cells[0], "0.03", *btc.cells[2:]))
+    panel.table.show(dataclasses.replace(view, rows=(doge, bought)))
+    assert panel.table.rows() == [doge.cells, bought.cells]
+    panel.table.show(dataclasses.replace(view, rows=(xrp, bought, doge)))
+    assert panel.table.rows() == [xrp.cells, bought.cells, doge.cells]
+    panel.table.show(dataclasses.replace(view, rows=()))
+    pump(root, 0.05)
+    assert panel.table.rows() == [] and panel.table.empty.winfo_ismapped()
