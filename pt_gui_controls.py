@@ -122,6 +122,13 @@ class ControlsPanel(ttk.Frame):
         self.message.grid_remove()  # shown only when there is something to say
         self.bind("<Configure>", self._rewrap)
         self._running = False
+        self.notice = ""
+
+    def say(self, notice: str) -> None:
+        """A note from the hub itself (not from the engine), shown until the workers run."""
+        self.notice = notice
+        self.message.configure(text=notice, fg=WARNING)
+        self.message.grid()
 
     def _rewrap(self, event: tk.Event[tk.Misc]) -> None:
         width = max(200, event.width - 24)
@@ -151,7 +158,9 @@ class ControlsPanel(ttk.Frame):
         self.flow.configure(text=flow_hint(status))
         problems = [w.detail for w in status.supervisor.workers if w.state is WorkerState.GAVE_UP]
         message = status.message or status.supervisor.detail
-        text = "\n".join([*problems, message]).strip()
+        if status.running:
+            self.notice = ""  # the hub's own note (e.g. a cancelled start) is over
+        text = "\n".join([*problems, message, self.notice]).strip()
         if text != self.message.cget("text"):
             self.message.configure(text=text, fg=WARNING if problems else MUTED)
             if text:

@@ -13,7 +13,7 @@ import queue
 import time
 import tkinter as tk
 from collections.abc import Callable
-from tkinter import ttk
+from tkinter import simpledialog, ttk
 
 import pt_config
 from pt_analytics_dashboard import AnalyticsWidget, mode_clock
@@ -34,6 +34,7 @@ from pt_secrets_vault import read_header
 from pt_state import DataLayout
 from pt_strategy import StrategyConfig
 from pt_supervisor import Supervisor
+from pt_types import Mode
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,20 @@ GUIDE = (
 )
 
 
+PassphraseDialog = Callable[[tk.Misc], str | None]
+NO_KEYS = "LIVE mode needs Robinhood keys: Settings → Robinhood API keys… (nothing was started)."
+
+
+def ask_passphrase(parent: tk.Misc) -> str | None:
+    """The passphrase of the stored keys, typed hidden; None when cancelled."""
+    return simpledialog.askstring(
+        "Unlock the Robinhood keys",
+        "Passphrase of the stored keys (live trading starts after this):",
+        show="•",
+        parent=parent,
+    )
+
+
 class HubWindow:
     """Builds the window on ``root`` and keeps it in step with ``engine``."""
 
@@ -60,6 +75,7 @@ class HubWindow:
         *,
         first_run: bool,
         settings: Settings | None = None,
+        ask_passphrase: PassphraseDialog = ask_passphrase,
     ):
         self.root, self.layout, self.engine = root, layout, engine
         self.settings = settings or pt_config.load(layout.settings_file)
@@ -71,6 +87,8 @@ class HubWindow:
         self.applied = 0  # statuses shown (tests wait on it)
         self.closed = False
         self.wizard: KeyWizard | None = None
+        self._ask_passphrase = ask_passphrase
+        self._auto_pending = self.settings.auto_start_scripts
         self._build(first_run)
         root.protocol("WM_DELETE_WINDOW", self.close)
         self._after = root.after(DRAIN_MS, self._drain)
@@ -222,7 +240,33 @@ class HubWindow:
         self.wizard = KeyWizard(self.root, self.layout, robinhood_url=url)
 
     def start_all(self) -> None:
-        self.engine.start_all()
+        """Start All; in live mode with passphrase-locked keys, ask for the passphrase first
+        (it goes to the trader's standard input, never to a file or its command line)."""
+        status = self.status
+        passphrase = None
+        if status is not None and status.settings.mode is Mode.LIVE:
+            if status.key_source is None:
+                self.controls.say(NO_KEYS)
+                return
+            if status.key_source == "passphrase":
+                passphrase = self._ask_passphrase(self.root)
+                if not passphrase:
+                    self.controls.say("Start All cancelled: live trading needs the passphrase.")
+                    return
+        self.engine.start_all(passphrase)
+
+    def _auto_start(self, status: HubStatus) -> None:
+        """``auto_start_scripts``: Start All once when the hub opens, if every coin is trained.
+        Never in live mode: real orders start only from a click."""
+        self._auto_pending = False
+        if status.running:
+            return
+        if status.settings.mode is Mode.LIVE:
+            self.controls.say("Auto start is off in LIVE mode: press Start All to trade.")
+        elif not status.all_trained:
+            self.controls.say("Auto start waits for training: press Train All.")
+        else:
+            self.start_all()
 
     def set_speed(self, speed: float) -> None:
         layout = self.layout
@@ -257,6 +301,8 @@ class HubWindow:
         self.statusbar.configure(text=f"{when} | data folder {self.layout.root}")
         if refit:
             self.root.after_idle(self._fit_training)
+        if self._auto_pending:
+            self._auto_start(status)
         self.applied += 1
 
     def apply_settings(self, settings: Settings) -> None:

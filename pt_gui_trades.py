@@ -327,12 +327,18 @@ class HistoryList(ttk.Frame):
     def show(self, view: TradesView) -> None:
         if view.history == self._shown:
             return
-        self._shown = view.history
-        self.listbox.delete(0, "end")
-        for i, line in enumerate(view.history):
-            self.listbox.insert("end", line.text)
+        old, self._shown = self._shown, view.history
+        new = view.history
+        fresh = _new_on_top(old or (), new)
+        if fresh is None:  # not just newer fills on top: draw it all again
+            self.listbox.delete(0, "end")
+            fresh = len(new)
+        for i, line in enumerate(new[:fresh]):  # a refresh usually adds one fill or none
+            self.listbox.insert(i, line.text)
             if line.tone != "neutral":
                 self.listbox.itemconfigure(i, foreground=TONE_COLOURS[line.tone])
+        if self.listbox.size() > len(new):
+            self.listbox.delete(len(new), "end")  # the oldest dropped off the end
         if not view.history:
             self.listbox.insert("end", "No fills yet")
             self.listbox.itemconfigure(0, foreground=MUTED)
@@ -342,6 +348,17 @@ class HistoryList(ttk.Frame):
 
     def lines(self) -> list[str]:
         return [str(x) for x in self.listbox.get(0, "end")] if self._shown else []
+
+
+def _new_on_top(old: tuple[HistoryLine, ...], new: tuple[HistoryLine, ...]) -> int | None:
+    """How many lines ``new`` adds on top of ``old`` (newest first, the oldest may drop off the
+    end), or None when it is not that (the first view, other settings, another mode)."""
+    if not old or not new:
+        return None
+    for added in range(len(new)):
+        if new[added:] == old[: len(new) - added]:
+            return added
+    return None
 
 
 class TradesPanel(ttk.Frame):

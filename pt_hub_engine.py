@@ -21,6 +21,8 @@ import pt_config
 from pt_config_schema import Settings
 from pt_models import model_status
 from pt_replay import DemoClockState, read_clock, sim_time
+from pt_secrets_keysource import SecretsError
+from pt_secrets_vault import VAULT_NAME, read_header
 from pt_signals import SignalsSnapshot
 from pt_state import DataLayout, StateReader
 from pt_supervisor import Supervisor, SupervisorSnapshot, trainer_spec
@@ -59,6 +61,7 @@ class HubStatus:
     signals: SignalsSnapshot | None
     trader: dict[str, Any] | None  # the trader_status/1 data, None before the first tick
     message: str = ""  # the answer to the last command ("" when it worked)
+    key_source: str | None = None  # how the stored keys are locked ("passphrase", ...); None: none
 
     @property
     def all_trained(self) -> bool:
@@ -136,6 +139,7 @@ class HubEngine:
         self._watcher = pt_config.SettingsWatcher(layout.settings_file)
         self._trader_reader = StateReader(layout.trader_status_file, TRADER_SCHEMA)
         self._message = ""
+        self._vault: tuple[tuple[int, int] | None, str | None] = (None, None)
         self.latest: HubStatus | None = None
 
     def start(self) -> HubEngine:
@@ -218,7 +222,25 @@ class HubEngine:
             read_signals(self.layout),
             trader,
             self._message,
+            self._key_source(),
         )
+
+    def _key_source(self) -> str | None:
+        """How the vault is locked, read again only when the file changed (a stat per poll)."""
+        path = self.layout.secrets_dir / VAULT_NAME
+        try:
+            st = path.stat()
+            stamp: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            stamp = None
+        if stamp != self._vault[0]:
+            try:
+                header = read_header(self.layout) if stamp is not None else None
+            except SecretsError as exc:
+                log.warning("stored keys unreadable: %s", exc)
+                header = None
+            self._vault = (stamp, header.key_source if header else None)
+        return self._vault[1]
 
     def _publish(self, status: HubStatus) -> None:
         self.latest = status

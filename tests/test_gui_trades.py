@@ -252,3 +252,19 @@ def test_the_table_changes_only_what_changed(root: tk.Tk, layout: DataLayout) ->
     panel.table.show(dataclasses.replace(view, rows=()))
     pump(root, 0.05)
     assert panel.table.rows() == [] and panel.table.empty.winfo_ismapped()
+
+
+def test_new_fills_are_added_on_top_of_the_history(root: tk.Tk, layout: DataLayout) -> None:
+    """Newer fills are inserted above the shown ones (the list is not redrawn each refresh)."""
+    panel = make(root, layout)
+    view = panel.feed.view
+    assert view is not None and len(view.history) >= 2
+    first, *rest = view.history
+    panel.history.show(dataclasses.replace(view, history=tuple(rest)))
+    assert panel.history.lines() == [line.text for line in rest]
+    panel.history.listbox.selection_set(0)  # survives an insert on top: the list was kept
+    panel.history.show(view)
+    assert panel.history.lines() == [line.text for line in view.history]
+    assert panel.history.listbox.curselection() == (1,)
+    panel.history.show(dataclasses.replace(view, history=view.history[:1]))  # oldest dropped
+    assert panel.history.lines() == [first.text]

@@ -36,6 +36,13 @@ def layout(tmp_path: Path) -> DataLayout:
 
 @pytest.fixture
 def sup(layout: DataLayout, tmp_path: Path) -> Iterator[Supervisor]:
+    supervisor = dummy_supervisor(layout, tmp_path)
+    yield supervisor
+    supervisor.shutdown()
+
+
+def dummy_supervisor(layout: DataLayout, tmp_path: Path) -> Supervisor:
+    """A real supervisor whose thinker, trader and trainers are tests/dummy_worker.py."""
     scripts = tmp_path / "scripts"
     scripts.mkdir()
     for name in ("thinker", "trader", "trainer"):
@@ -46,7 +53,7 @@ def sup(layout: DataLayout, tmp_path: Path) -> Iterator[Supervisor]:
         args = ("--passphrase-stdin",) if passphrase is not None else ()
         return spec("trader", args=args, stdin=passphrase)
 
-    supervisor = Supervisor(
+    return Supervisor(
         layout,
         scripts=scripts,
         env=env,
@@ -55,8 +62,6 @@ def sup(layout: DataLayout, tmp_path: Path) -> Iterator[Supervisor]:
         thinker=spec("thinker"),
         trader=trader,
     )
-    yield supervisor
-    supervisor.shutdown()
 
 
 def command(layout: DataLayout, name: str, text: str) -> None:
