@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 TITLE = "PowerTrader AI — Hub"
 DRAIN_MS = 200
 ROBINHOOD_URL = "https://trading.robinhood.com"
-LEFT_MIN, RIGHT_MIN = 360, 520
+LEFT_MIN, LEFT_START, RIGHT_MIN = 360, 540, 520  # px: the account box fits two columns at 540
 GUIDE = (
     "Welcome to PowerTrader AI. You are in DEMO mode: real past prices on a simulated clock and "
     "a paper wallet, no network and no keys needed. 1. Train All (a few seconds per coin on the "
@@ -109,7 +109,7 @@ class HubWindow:
         self.statusbar.pack(fill="x", side="bottom")
         panes = ttk.PanedWindow(root, orient="horizontal")
         panes.pack(fill="both", expand=True)
-        left = ttk.Frame(panes, style="TFrame", padding=(6, 6, 3, 6), width=500)
+        left = ttk.Frame(panes, style="TFrame", padding=(6, 6, 3, 6))
         right = ttk.Frame(panes, style="TFrame", padding=(3, 6, 6, 6))
         panes.add(left, weight=0)
         panes.add(right, weight=1)
@@ -210,6 +210,11 @@ class HubWindow:
         bar.add_cascade(label="Settings", menu=settings)
         self.root.configure(menu=bar)
 
+    def _place_sash(self) -> None:
+        """The left column's starting width (then clamped to what the window allows)."""
+        self.panes.tk.call(self.panes, "sashpos", 0, LEFT_START)
+        self._clamp_sash()
+
     def _clamp_sash(self) -> None:
         """Neither side can be dragged (or resized) below its minimum width."""
         width = self.panes.winfo_width()
@@ -299,6 +304,8 @@ class HubWindow:
         self.output.show_running(trainers)
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(status.wall))
         self.statusbar.configure(text=f"{when} | data folder {self.layout.root}")
+        if self.applied == 0:
+            self.root.after_idle(self._place_sash)
         if refit:
             self.root.after_idle(self._fit_training)
         if self._auto_pending:
