@@ -42,6 +42,7 @@ TITLE = "PowerTrader AI — Hub"
 DRAIN_MS = 200
 ROBINHOOD_URL = "https://trading.robinhood.com"
 LEFT_MIN, LEFT_START, RIGHT_MIN = 360, 540, 520  # px: the account box fits two columns at 540
+TRAINING_MIN, LEVELS_MIN, CHARTS_MIN, TRADES_MIN = 110, 130, 220, 160  # px: the other splits
 GUIDE = (
     "Welcome to PowerTrader AI. You are in DEMO mode: real past prices on a simulated clock and "
     "a paper wallet, no network and no keys needed. 1. Train All (a few seconds per coin on the "
@@ -114,13 +115,17 @@ class HubWindow:
         panes.add(left, weight=0)
         panes.add(right, weight=1)
         self.panes = panes
-        panes.bind("<ButtonRelease-1>", lambda _e: self._clamp_sash())
-        root.bind("<Configure>", lambda _e: self._clamp_sash(), add="+")
+        self._splits: list[tuple[ttk.PanedWindow, int, int]] = [(panes, LEFT_MIN, RIGHT_MIN)]
+        root.bind(
+            "<Configure>", lambda e: self._clamp_sash() if e.widget is root else None, add="+"
+        )
         self.feed = self._new_feed(self.settings)
         self._build_left(left)
         self.tabs = ttk.Notebook(right)
         self.tabs.pack(fill="both", expand=True)
         self._build_tabs()
+        for split, _first, _second in self._splits:
+            split.bind("<ButtonRelease-1>", lambda _e: self._clamp_sash(), add="+")
 
     def _build_left(self, left: ttk.Frame) -> None:
         """Controls, account and, in a split that cannot collapse, training over the levels."""
@@ -154,6 +159,7 @@ class HubWindow:
         split.add(top, weight=1)
         split.add(bottom, weight=2)
         self.left_split = split
+        self._splits.append((split, TRAINING_MIN, LEVELS_MIN))
         self.left = left
 
     def _build_tabs(self) -> None:
@@ -169,6 +175,7 @@ class HubWindow:
         trading.add(self.charts, weight=3)
         trading.add(trades, weight=2)
         self.trading = trading
+        self._splits.append((trading, CHARTS_MIN, TRADES_MIN))
         self.tabs.add(trading, text="TRADING")
         self.analytics = AnalyticsWidget(
             self.tabs, journal_path=self.layout.journal_db, clock=mode_clock(self.layout)
@@ -215,15 +222,14 @@ class HubWindow:
         self.panes.tk.call(self.panes, "sashpos", 0, LEFT_START)
         self._clamp_sash()
 
+    def _resized(self, event: tk.Event[tk.Misc]) -> None:
+        if event.widget is self.root:  # the binding also sees every child's resize
+            self._clamp_sash()
+
     def _clamp_sash(self) -> None:
-        """Neither side can be dragged (or resized) below its minimum width."""
-        width = self.panes.winfo_width()
-        if width <= 1:
-            return
-        position = int(self.panes.tk.call(self.panes, "sashpos", 0))
-        clamped = min(max(position, LEFT_MIN), max(LEFT_MIN, width - RIGHT_MIN))
-        if clamped != position:
-            self.panes.tk.call(self.panes, "sashpos", 0, clamped)
+        """No pane can be dragged (or resized) below its minimum size."""
+        for panes, first, second in self._splits:
+            clamp_split(panes, first, second)
 
     def add_tab(self, widget: tk.Widget, text: str, *, index: int | str = "end") -> None:
         self.tabs.insert(index, widget, text=text)
@@ -365,6 +371,19 @@ class HubWindow:
             panel.destroy()  # each stops its background worker
         self.engine.close()
         self.root.destroy()
+
+
+def clamp_split(panes: ttk.PanedWindow, first: int, second: int) -> None:
+    """Keep the sash of a two-pane split where each pane has its minimum size (the first one
+    wins when the split is too small for both)."""
+    vertical = str(panes.cget("orient")) == "vertical"
+    size = panes.winfo_height() if vertical else panes.winfo_width()
+    if size <= 1:
+        return
+    position = int(panes.tk.call(panes, "sashpos", 0))
+    clamped = min(max(position, first), max(first, size - second))
+    if clamped != position:
+        panes.tk.call(panes, "sashpos", 0, clamped)
 
 
 def run_window(

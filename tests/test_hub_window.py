@@ -193,6 +193,22 @@ def check_views(hub: HubWindow) -> None:
     hub.tabs.select(hub.logs)
     wait(hub, lambda: len(hub.logs.rows()) > 0, "log lines", 10)
     screenshot(hub.root, "hub-logs")
+    hub.show_tab(hub.trading)
+    pump(hub.root, 0.2)
+    check_no_pane_collapses(hub)
+
+
+def check_no_pane_collapses(hub: HubWindow) -> None:
+    """Dragging any sash to an edge leaves each pane at least its minimum size."""
+    for split, first, second in hub._splits:
+        size = (
+            split.winfo_height() if str(split.cget("orient")) == "vertical" else split.winfo_width()
+        )
+        for drag_to, expected in ((0, first), (size, size - second)):
+            split.tk.call(split, "sashpos", 0, drag_to)
+            split.event_generate("<ButtonRelease-1>")
+            pump(hub.root, 0.05)
+            assert int(split.tk.call(split, "sashpos", 0)) == expected, (split, drag_to)
 
 
 def tile_centre(panel: LevelsPanel, coin: str) -> tuple[int, int]:

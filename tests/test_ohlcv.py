@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import logging
 import os
 import shutil
@@ -294,3 +295,16 @@ def test_cli_gap_list(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_unknown_coin(capsys: pytest.CaptureFixture[str]) -> None:
     assert pt_ohlcv.main(["NOPE"]) == 2
     assert "available: BNB, BTC, DOGE, ETH, XRP" in capsys.readouterr().err
+
+
+def test_a_table_is_parsed_in_whole_line_pieces_with_the_same_result() -> None:
+    """Parsing in pieces (so another thread is not held up for a whole file) changes nothing."""
+    body = b"\n".join(
+        b"%d,1.5,2.25,1.0,2.0,%d.125" % (1_600_000_000 + 3600 * i, i) for i in range(500)
+    )
+    pieces = pt_ohlcv._chunks(body, size=1000)
+    assert len(pieces) > 10 and b"\n".join(pieces) == body
+    assert all(p.count(b",") % 5 == 0 for p in pieces)  # whole lines only
+    whole = np.loadtxt(io.BytesIO(body), delimiter=",", ndmin=2)
+    assert np.array_equal(pt_ohlcv._parse_table(Path("x.csv"), body), whole)
+    assert pt_ohlcv._chunks(b"") == [b""]
