@@ -164,16 +164,19 @@ class ReplayMarket:
         *,
         spread_pct: float = 0.05,
         directory: Path = pt_ohlcv.BUNDLED_DIR,
+        cache_dir: Path | None = None,
     ) -> None:
         if not (math.isfinite(spread_pct) and 0 <= spread_pct < 100):
             raise ValueError(f"spread_pct must be within [0, 100), got {spread_pct}")
         self._clock = clock
         self.spread_pct = spread_pct
-        self.directory = directory
+        self.directory, self.cache_dir = directory, cache_dir
 
     def _hourly(self, coin: str) -> Candles:
         try:
-            return pt_ohlcv.load_bundled(coin, Timeframe.H1, directory=self.directory)
+            return pt_ohlcv.load_bundled(
+                coin, Timeframe.H1, directory=self.directory, cache_dir=self.cache_dir
+            )
         except pt_ohlcv.OhlcvError as exc:
             raise PermanentExchangeError(f"replay: {exc}") from None
 

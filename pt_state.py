@@ -117,6 +117,7 @@ class DataLayout:
     secrets_dir = _Sub("secrets")
     journal_db = _Sub("journal.sqlite3")
     candles_db = _Sub("candles.sqlite3")
+    history_cache_dir = _Sub("cache", "history")  # bundled candles, parsed (pt_ohlcv)
     models_dir = _Sub("models")
     state_dir = _Sub("state")
     control_dir = _Sub("control")

@@ -311,7 +311,9 @@ def build_market(
     """
     if settings.mode is Mode.DEMO:
         sim_now = SimClock(layout, wall_clock=wall_clock).now
-        replay = ReplayMarket(sim_now, spread_pct=settings.demo.spread_pct)
+        replay = ReplayMarket(
+            sim_now, spread_pct=settings.demo.spread_pct, cache_dir=layout.history_cache_dir
+        )
         return MarketData(ExchangeManager([replay], clock=wall_clock), clock=sim_now)
     venues = build_venues(settings.exchanges, clock=wall_clock)
     return MarketData(

@@ -243,7 +243,7 @@ def load_history(settings: Settings, layout: DataLayout, coin: str, *, report: b
             raise _CliError(EXIT_FAILED, f"{coin}: cannot get hourly candles: {exc}") from None
         return History(hourly, now, f"{settings.mode.value} mode, cache and venues, to {utc(now)}")
     try:
-        hourly = pt_ohlcv.load_bundled(coin)
+        hourly = pt_ohlcv.load_bundled(coin, cache_dir=layout.history_cache_dir)
     except pt_ohlcv.OhlcvError as exc:
         raise _CliError(
             EXIT_FAILED, f"{coin}: demo mode trains on bundled history: {exc}"

@@ -308,3 +308,49 @@ def test_a_table_is_parsed_in_whole_line_pieces_with_the_same_result() -> None:
     whole = np.loadtxt(io.BytesIO(body), delimiter=",", ndmin=2)
     assert np.array_equal(pt_ohlcv._parse_table(Path("x.csv"), body), whole)
     assert pt_ohlcv._chunks(b"") == [b""]
+
+
+def test_the_parsed_history_is_kept_in_the_cache_folder(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A later process reads the saved table instead of parsing the CSV again; a changed source
+    file or a damaged cache entry is parsed afresh (and the entry replaced)."""
+    source = tmp_path / "data"
+    source.mkdir()
+    path = Path(shutil.copy(BUNDLED_DIR / "DOGE-USDT-1h.csv.gz", source))
+    cache = tmp_path / "cache" / "history"
+    pt_ohlcv.clear_cache()
+    parsed = load_bundled("DOGE", directory=source, cache_dir=cache)
+    (entry,) = cache.glob("DOGE-USDT-1h.csv.gz.*.npy")
+    table = np.load(entry)
+    assert table.shape == (len(parsed), 6) and np.array_equal(table[:, 4], parsed.close)
+
+    np.save(entry, table * [1, 1, 1, 1, 2, 1])  # prove the next load reads the cache
+    pt_ohlcv.clear_cache()
+    cached = load_bundled("DOGE", directory=source, cache_dir=cache)
+    assert np.array_equal(cached.close, parsed.close * 2)
+    assert np.array_equal(cached.time, parsed.time) and cached.time.dtype == parsed.time.dtype
+
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    pt_ohlcv.clear_cache()
+    fresh = load_bundled("DOGE", directory=source, cache_dir=cache)
+    assert np.array_equal(fresh.close, parsed.close)  # a new file version: parsed again
+    assert [p.name for p in cache.glob("*.npy")] != [entry.name]  # the old entry is gone
+    (entry,) = cache.glob("*.npy")
+
+    entry.write_bytes(b"not a numpy file")
+    pt_ohlcv.clear_cache()
+    with caplog.at_level(logging.WARNING, logger="pt_ohlcv"):
+        again = load_bundled("DOGE", directory=source, cache_dir=cache)
+    assert np.array_equal(again.close, parsed.close)
+    assert "ignoring the parsed-history cache" in caplog.text
+    assert np.load(entry).shape == (len(parsed), 6)  # replaced by a good one
+
+    blocked = tmp_path / "a file"
+    blocked.write_text("x")
+    pt_ohlcv.clear_cache()
+    with caplog.at_level(logging.WARNING, logger="pt_ohlcv"):
+        fine = load_bundled("DOGE", directory=source, cache_dir=blocked / "history")
+    assert np.array_equal(fine.close, parsed.close)  # no cache, still the candles
+    assert "could not save the parsed-history cache" in caplog.text
+    pt_ohlcv.clear_cache()
