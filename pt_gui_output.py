@@ -20,7 +20,7 @@ from tkinter import ttk
 from typing import BinaryIO
 
 from pt_gui_background import Background
-from pt_gui_theme import MUTED, PANEL, SELECT, TEXT, apply_theme
+from pt_gui_theme import MUTED, PANEL, SELECT, TEXT, apply_theme, scrollbars
 
 log = logging.getLogger(__name__)
 
@@ -130,12 +130,9 @@ class OutputPane(ttk.Frame):
             insertbackground=TEXT, selectbackground=SELECT, borderwidth=0, highlightthickness=0,
             padx=6, pady=4, height=8, state="disabled",
         )  # fmt: skip
-        scroll = ttk.Scrollbar(self, orient="vertical", command=self.text.yview)
-        self.text.configure(yscrollcommand=scroll.set)
-        self.text.grid(row=0, column=0, sticky="nsew")
-        scroll.grid(row=0, column=1, sticky="ns")
+        scrollbars(self, self.text)  # long lines scroll sideways rather than wrap
         self.columnconfigure(0, weight=1)
-        self.rowconfigure(0, weight=1)
+        self.rowconfigure(2, weight=1)
         self.text.tag_configure("muted", foreground=MUTED)
 
     def append(self, text: str, *, reset: bool = False) -> None:

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import time
 import tkinter as tk
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -70,6 +70,16 @@ def pump(root: tk.Misc, seconds: float = 0.2) -> None:
     while time.monotonic() < deadline:
         root.update()
         time.sleep(0.01)
+
+
+def wait_until(
+    root: tk.Misc, check: Callable[[], bool], timeout: float = 5.0, what: str = "the window"
+) -> None:
+    """Pump Tk until ``check()`` holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        pump(root, 0.02)
 
 
 def screenshot(widget: tk.Misc, name: str) -> Path:

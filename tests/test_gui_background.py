@@ -8,12 +8,12 @@ import threading
 import time
 import tkinter as tk
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from pt_gui_background import Background
-from tests.gui_support import pump
+from tests.gui_support import pump, wait_until
 
 
 @pytest.fixture
@@ -22,13 +22,6 @@ def root(display: str) -> Iterator[tk.Tk]:
     r.withdraw()
     yield r
     r.destroy()
-
-
-def wait_until(root: tk.Tk, check: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        pump(root, 0.02)
 
 
 class Gate:

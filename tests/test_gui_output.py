@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import tkinter as tk
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 import pt_gui_output
 from pt_gui_output import LiveOutput, OutputTail, trainer_coins
 from pt_gui_theme import apply_theme
-from tests.gui_support import pump, screenshot
+from tests.gui_support import pump, screenshot, wait_until
 
 
 def test_tail_reads_only_what_was_added(tmp_path: Path) -> None:
@@ -85,33 +84,26 @@ def root(display: str) -> Iterator[tk.Tk]:
     r.destroy()
 
 
-def wait_for(root: tk.Tk, check, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        pump(root, 0.05)
-
-
 def test_panes_follow_the_files_and_keep_the_last_lines(root: tk.Tk, tmp_path: Path) -> None:
     (tmp_path / "thinker.out").write_text("--- started\nthinker: READY\n")
     (tmp_path / "trainer-BTC.out").write_text("BTC: training 1h\n")
     (tmp_path / "trainer-ETH.out").write_text("ETH: training 1h\nETH: done\n")
     view = LiveOutput(root, logs_dir=tmp_path, refresh_ms=100, max_lines=50)
     view.pack(fill="both", expand=True)
-    wait_for(root, lambda: "READY" in view.panes["thinker"].content())
+    wait_until(root, lambda: "READY" in view.panes["thinker"].content())
     assert "not run" in view.panes["trader"].content()  # a note until the trader writes
-    wait_for(root, lambda: "BTC: training" in view.trainer_pane.content())
+    wait_until(root, lambda: "BTC: training" in view.trainer_pane.content())
     assert view.trainer_box.cget("values") == ("BTC", "ETH")
 
     with (tmp_path / "trader.out").open("w") as f:
         f.writelines(f"tick {i}\n" for i in range(120))
-    wait_for(root, lambda: "tick 119" in view.panes["trader"].content())
+    wait_until(root, lambda: "tick 119" in view.panes["trader"].content())
     trader_lines = view.panes["trader"].content().splitlines()
     assert len(trader_lines) <= 50 and trader_lines[-1] == "tick 119"  # the last lines kept
 
     view.trainer.set("ETH")
     view.trainer_box.event_generate("<<ComboboxSelected>>")
-    wait_for(root, lambda: "ETH: done" in view.trainer_pane.content())
+    wait_until(root, lambda: "ETH: done" in view.trainer_pane.content())
     assert "BTC" not in view.trainer_pane.content()
     view.show_running(["ETH"])
     assert view.running.cget("text") == "running: ETH"
