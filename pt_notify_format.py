@@ -1,0 +1,289 @@
+"""What a notification says, and how each channel shows it (pure: no network, no clock).
+
+A :class:`Notification` is built by the event constructors below (a trade opened, a DCA, a trade
+closed with its PnL, a worker that crashed, ...), each carrying the decision's reason where
+there is one. The formatters turn it into plain text (email, webhooks), a Discord embed, or
+Telegram MarkdownV2, within each service's length limits. :func:`digest` folds a burst into one
+message, and :class:`TokenBucket` decides when a channel may send again; both take ``now``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import IntEnum, StrEnum
+from typing import Any
+
+APP = "PowerTrader AI"
+
+
+class Level(IntEnum):
+    """The logging levels' numbers, so a log record's level maps straight onto one."""
+
+    INFO = 20
+    WARNING = 30
+    ERROR = 40
+    CRITICAL = 50
+
+
+class EventKind(StrEnum):
+    TRADE_OPENED = "trade_opened"
+    DCA = "dca"
+    TRADE_CLOSED = "trade_closed"
+    WORKER_CRASHED = "worker_crashed"
+    WORKER_RESTARTED = "worker_restarted"
+    RISK_LIMIT = "risk_limit"
+    DAILY_SUMMARY = "daily_summary"
+    ARBITRAGE = "arbitrage"
+    TRAINING_FINISHED = "training_finished"
+    LOG = "log"  # a CRITICAL log record
+    TEST = "test"  # the settings' "Send test" button
+    DIGEST = "digest"  # several merged by a channel's rate limit
+
+
+LEVEL_COLOURS = {  # Discord embed colours (0xRRGGBB), the hub's palette
+    Level.INFO: 0x4DA3FF,
+    Level.WARNING: 0xFFB347,
+    Level.ERROR: 0xFF5C6C,
+    Level.CRITICAL: 0xB0002A,
+}
+
+
+@dataclass(frozen=True)
+class Notification:
+    kind: EventKind
+    level: Level
+    title: str
+    at: float
+    body: str = ""
+    fields: tuple[tuple[str, str], ...] = ()
+    reason: str = ""
+    merged: tuple[Notification, ...] = field(default=(), repr=False)  # a digest's parts
+
+
+def _money(value: float) -> str:
+    sign = "-" if value < 0 else ""
+    return f"{sign}${abs(value):,.2f}"
+
+
+def _price(value: float) -> str:
+    places = 2 if value >= 1000 else 4 if value >= 1 else 8
+    return f"${value:,.{places}f}".rstrip("0").rstrip(".")
+
+
+def trade_opened(
+    coin: str, qty: float, price: float, *, reason: str, mode: str, at: float
+) -> Notification:
+    return Notification(
+        EventKind.TRADE_OPENED,
+        Level.INFO,
+        f"{coin}: trade opened ({mode})",
+        at,
+        fields=(("Quantity", f"{qty:g}"), ("Price", _price(price)), ("Cost", _money(qty * price))),
+        reason=reason,
+    )
+
+
+def dca(
+    coin: str, qty: float, price: float, stage: int, *, reason: str, mode: str, at: float
+) -> Notification:
+    return Notification(
+        EventKind.DCA,
+        Level.INFO,
+        f"{coin}: DCA stage {stage} ({mode})",
+        at,
+        fields=(("Quantity", f"{qty:g}"), ("Price", _price(price)), ("Cost", _money(qty * price))),
+        reason=reason,
+    )
+
+
+def trade_closed(
+    coin: str,
+    qty: float,
+    price: float,
+    pnl: float,
+    pnl_pct: float,
+    *,
+    reason: str,
+    mode: str,
+    at: float,
+) -> Notification:
+    outcome = "gain" if pnl >= 0 else "loss"
+    return Notification(
+        EventKind.TRADE_CLOSED,
+        Level.INFO,
+        f"{coin}: trade closed, {outcome} {_money(pnl)} ({pnl_pct:+.2f}%) ({mode})",
+        at,
+        fields=(("Quantity", f"{qty:g}"), ("Price", _price(price)), ("PnL", _money(pnl))),
+        reason=reason,
+    )
+
+
+def worker_event(
+    worker: str, detail: str, *, restarted: bool, gave_up: bool, at: float
+) -> Notification:
+    """A worker died (and is being restarted, or was given up on)."""
+    if gave_up:
+        return Notification(
+            EventKind.WORKER_CRASHED, Level.CRITICAL, f"{worker} stopped for good: {detail}", at
+        )
+    kind = EventKind.WORKER_RESTARTED if restarted else EventKind.WORKER_CRASHED
+    verb = "restarted" if restarted else "crashed"
+    return Notification(
+        kind, Level.ERROR if not restarted else Level.WARNING, f"{worker} {verb}", at, body=detail
+    )
+
+
+def training_finished(coin: str, detail: str, *, at: float) -> Notification:
+    return Notification(
+        EventKind.TRAINING_FINISHED, Level.INFO, f"{coin}: training finished", at, body=detail
+    )
+
+
+def from_log(process: str, logger: str, message: str, *, at: float) -> Notification:
+    """A CRITICAL log record (pt_logging's hook)."""
+    return Notification(
+        EventKind.LOG,
+        Level.CRITICAL,
+        f"{process}: {message}"[:200],
+        at,
+        body=message,
+        fields=(("Logger", logger),),
+    )
+
+
+def test_message(channel: str, *, at: float) -> Notification:
+    return Notification(
+        EventKind.TEST,
+        Level.INFO,
+        f"Test message for {channel}",
+        at,
+        body=f"If you can read this, {APP} can reach you by {channel}.",
+    )
+
+
+def digest(items: Sequence[Notification], *, at: float, dropped: int = 0) -> Notification:
+    """Several notifications as one message: the highest level, one line each, newest last.
+    ``dropped``: how many a full queue had to leave out (never a CRITICAL one)."""
+    lines = [f"{_when(n.at)} {n.level.name} {n.title}" for n in items]
+    if dropped:
+        lines.append(f"... and {dropped} more not shown (the channel's queue was full)")
+    level = max((n.level for n in items), default=Level.INFO)
+    count = len(items) + dropped
+    return Notification(
+        EventKind.DIGEST,
+        level,
+        f"{count} notifications",
+        at,
+        body="\n".join(lines),
+        merged=tuple(items),
+    )
+
+
+def _when(t: float) -> str:
+    return datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+# -- formats -----------------------------------------------------------------------------------
+
+
+def plain_text(n: Notification) -> str:
+    """Email bodies and webhook ``text``: title, body, fields, the reason, the time."""
+    parts = [f"[{n.level.name}] {n.title}"]
+    if n.body:
+        parts.append(n.body)
+    parts.extend(f"{name}: {value}" for name, value in n.fields)
+    if n.reason:
+        parts.append(f"Reason: {n.reason}")
+    parts.append(f"{_when(n.at)} · {APP}")
+    return "\n".join(parts)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def discord_embed(n: Notification) -> dict[str, Any]:
+    """One embed within Discord's limits (title 256, description 4096, 25 fields of 256/1024,
+    footer 2048)."""
+    embed: dict[str, Any] = {
+        "title": _cut(n.title, 256),
+        "color": LEVEL_COLOURS[n.level],
+        "timestamp": datetime.fromtimestamp(n.at, tz=UTC).isoformat(),
+        "footer": {"text": _cut(f"{n.level.name} · {APP}", 2048)},
+    }
+    description = "\n".join(x for x in (n.body, f"Reason: {n.reason}" if n.reason else "") if x)
+    if description:
+        embed["description"] = _cut(description, 4096)
+    if n.fields:
+        embed["fields"] = [
+            {"name": _cut(name, 256), "value": _cut(value, 1024), "inline": True}
+            for name, value in n.fields[:25]
+        ]
+    return embed
+
+
+_MD_SPECIAL = re.compile(r"([_*\[\]()~`>#+\-=|{}.!\\])")
+
+
+def md_escape(text: str) -> str:
+    """Telegram MarkdownV2: every special character escaped (the API rejects the message
+    otherwise)."""
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def telegram_markdown(n: Notification) -> str:
+    """MarkdownV2 within Telegram's 4096 characters: bold title, then the rest."""
+    lines = [f"*{md_escape(n.level.name)}* {md_escape(n.title)}"]
+    if n.body:
+        lines.append(md_escape(n.body))
+    lines.extend(f"_{md_escape(name)}:_ {md_escape(value)}" for name, value in n.fields)
+    if n.reason:
+        lines.append(f"_Reason:_ {md_escape(n.reason)}")
+    text = "\n".join(lines)
+    if len(text) > 4096:
+        text = text[:4090].rstrip("\\") + md_escape("…")
+    return text
+
+
+# -- rate limit ----------------------------------------------------------------------------------
+
+
+class TokenBucket:
+    """``capacity`` messages at once, refilled at ``per_minute``; pure (the caller gives
+    ``now``, a monotonic clock)."""
+
+    def __init__(self, per_minute: float, capacity: int, *, now: float) -> None:
+        if per_minute <= 0 or capacity < 1:
+            raise ValueError("a rate limit needs per_minute > 0 and capacity >= 1")
+        self.rate = per_minute / 60.0
+        self.capacity = float(capacity)
+        self.tokens = float(capacity)
+        self.stamp = now
+        self.blocked_until = -math.inf
+
+    def _refill(self, now: float) -> None:
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+
+    def available(self, now: float) -> int:
+        """Whole messages that may go now (0 while the service asked to wait)."""
+        self._refill(now)
+        return 0 if now < self.blocked_until else int(self.tokens)
+
+    def take(self, now: float, count: int = 1) -> None:
+        self._refill(now)
+        self.tokens -= count
+
+    def wait(self, now: float) -> float:
+        """Seconds until one message may go."""
+        self._refill(now)
+        need = 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+        return max(need, self.blocked_until - now, 0.0)
+
+    def block(self, now: float, seconds: float) -> None:
+        """The service said "retry after ``seconds``": nothing goes before then."""
+        self.blocked_until = max(self.blocked_until, now + max(0.0, seconds))
