@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from pt_types import Mode
@@ -154,8 +155,96 @@ class TraderSettings(_Section):
     )
 
 
+NOTIFY_EVENTS = (
+    "trade_opened", "dca", "trade_closed", "worker_crashed", "worker_restarted", "risk_limit",
+    "daily_summary", "arbitrage", "training_finished",
+)  # fmt: skip
+NotifyLevel = Literal["INFO", "WARNING", "ERROR", "CRITICAL"]
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _rate(default: float) -> Any:
+    return Field(
+        default, gt=0, le=600, description="messages per minute at most; more become one digest"
+    )
+
+
+def _burst(default: int) -> Any:
+    return Field(default, ge=1, le=100, description="messages that may go at once")
+
+
+def _level(default: NotifyLevel) -> Any:
+    return Field(default, description="the least severe level this channel gets")
+
+
 class NotificationSettings(_Section):
-    """Email, Discord, Telegram and webhooks; filled in by the notifications work."""
+    """Email, Discord, Telegram and webhooks. Passwords, tokens and the Discord webhook URL are
+    kept encrypted with the keys (Settings → notification secrets), never in this file."""
+
+    events: Annotated[tuple[str, ...], BeforeValidator(_split_commas)] = Field(
+        NOTIFY_EVENTS, description="events that are sent (CRITICAL problems always are)"
+    )
+    email_enabled: bool = Field(False, description="send email (Gmail needs an app password)")
+    email_host: str = Field("smtp.gmail.com", pattern=r"^[A-Za-z0-9.-]+$")
+    email_port: int = Field(465, ge=1, le=65535)
+    email_security: Literal["ssl", "starttls", "none"] = Field(
+        "ssl", description="ssl (port 465), starttls (port 587) or none (local servers only)"
+    )
+    email_user: str = Field("", description="the SMTP login, usually your address")
+    email_to: Annotated[tuple[str, ...], BeforeValidator(_split_commas)] = Field(
+        (), description="who gets the mail (comma-separated addresses)"
+    )
+    email_min_level: NotifyLevel = _level("WARNING")
+    email_per_minute: float = _rate(6.0)
+    email_burst: int = _burst(3)
+    discord_enabled: bool = Field(False, description="post to a Discord channel's webhook")
+    discord_min_level: NotifyLevel = _level("INFO")
+    discord_per_minute: float = _rate(20.0)
+    discord_burst: int = _burst(5)
+    telegram_enabled: bool = Field(False, description="message you through a Telegram bot")
+    telegram_chat_id: str = Field(
+        "", pattern=r"^(-?\d+|@[A-Za-z0-9_]{5,})?$", description="numeric id or @channelname"
+    )
+    telegram_api_url: str = Field("https://api.telegram.org", pattern=r"^https?://\S+$")
+    telegram_min_level: NotifyLevel = _level("INFO")
+    telegram_per_minute: float = _rate(20.0)
+    telegram_burst: int = _burst(5)
+    webhook_enabled: bool = Field(False, description="POST JSON to a URL (Slack-compatible)")
+    webhook_url: str = Field("", pattern=r"^(https?://[^\s/]+\S*)?$", description="http(s) URL")
+    webhook_min_level: NotifyLevel = _level("INFO")
+    webhook_per_minute: float = _rate(30.0)
+    webhook_burst: int = _burst(5)
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, events: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [e for e in events if e not in NOTIFY_EVENTS]
+        if unknown:
+            raise ValueError(
+                f"unknown event {', '.join(map(repr, unknown))}; known: {', '.join(NOTIFY_EVENTS)}"
+            )
+        return events
+
+    @field_validator("email_to")
+    @classmethod
+    def _addresses(cls, to: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [a for a in to if not EMAIL_RE.match(a)]
+        if bad:
+            raise ValueError(f"not an email address: {', '.join(map(repr, bad))}")
+        return to
+
+    @model_validator(mode="after")
+    def _enabled_channels_are_complete(self) -> NotificationSettings:
+        missing = [
+            ("email", "email_user", self.email_enabled and not self.email_user),
+            ("email", "email_to", self.email_enabled and not self.email_to),
+            ("Telegram", "telegram_chat_id", self.telegram_enabled and not self.telegram_chat_id),
+            ("the webhook", "webhook_url", self.webhook_enabled and not self.webhook_url),
+        ]
+        for channel, name, is_missing in missing:
+            if is_missing:
+                raise ValueError(f"{channel} is on but {name} is empty: fill it in or turn it off")
+        return self
 
 
 class RiskSettings(_Section):

@@ -128,6 +128,13 @@ class LiveConfirmDialog(tk.Toplevel):
         self.result = self.typed.get() == LIVE_WORD
         self.destroy()
 
+    def destroy(self) -> None:
+        """Also drop the typed text's Tk variable here, on the Tk thread: left in the dialog's
+        reference cycle, a later garbage collection on a worker thread would finalise it there,
+        which Tk refuses ("main thread is not in main loop")."""
+        super().destroy()
+        self.__dict__.pop("typed", None)  # freed now, by reference count
+
     def cancel(self) -> None:
         self.result = False
         self.destroy()

@@ -13,7 +13,8 @@ its own worker thread and bounded queue, so a slow or dead channel never holds u
 - turns itself off after a permanent failure (a deleted webhook, a wrong token, an unknown chat)
   and logs what to fix; the channel stays off until the settings change.
 
-The channels themselves (email, Discord, Telegram, webhooks) are in ``pt_notify_channels``.
+The channels themselves (email, Discord, Telegram, webhooks) are in ``pt_notify_channels``;
+:func:`from_settings` builds the manager from the settings and the stored secrets.
 """
 
 from __future__ import annotations
@@ -22,26 +23,28 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from pt_notify_format import EventKind, Level, Notification, TokenBucket, digest
+from pt_config_schema import NotificationSettings
+from pt_notify_channels import DiscordNotifier, EmailNotifier, TelegramNotifier, WebhookNotifier
+from pt_notify_format import (
+    ChannelError,
+    EventKind,
+    Level,
+    Notification,
+    TokenBucket,
+    digest,
+)
 
 log = logging.getLogger(__name__)
+
+__all__ = ["ChannelError", "ChannelWorker", "NotificationManager", "Policy", "from_settings"]
 
 MAX_ATTEMPTS = 5
 BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 QUEUE_SIZE = 200
-
-
-class ChannelError(Exception):
-    """A send failed. ``permanent``: retrying cannot help (fix the settings); otherwise the
-    worker retries. ``retry_after``: the service asked to wait that many seconds."""
-
-    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None):
-        super().__init__(message)
-        self.permanent, self.retry_after = permanent, retry_after
 
 
 class Channel(Protocol):
@@ -224,3 +227,50 @@ class NotificationManager:
     def close(self, timeout: float = 5.0) -> None:
         for worker in self.workers:
             worker.close(timeout)
+
+
+SECRET_NAMES = {  # kept encrypted with the keys (pt_secrets), never in settings.json
+    "email": "notify.email.password",
+    "discord": "notify.discord.url",
+    "telegram": "notify.telegram.token",
+}
+ALWAYS = frozenset({EventKind.LOG, EventKind.TEST, EventKind.DIGEST})
+
+
+def from_settings(
+    cfg: NotificationSettings, secrets: Mapping[str, str | None], **worker_kw: Any
+) -> tuple[NotificationManager, list[str]]:
+    """The manager for the enabled channels, and why any enabled one was left out (a secret
+    that was never stored): the bot runs without it and says so."""
+    kinds = frozenset(EventKind(e) for e in cfg.events) | ALWAYS
+    channels: list[tuple[Channel, Policy]] = []
+    problems: list[str] = []
+
+    def policy(prefix: str) -> Policy:
+        return Policy(
+            min_level=Level[getattr(cfg, f"{prefix}_min_level")],
+            kinds=kinds,
+            per_minute=getattr(cfg, f"{prefix}_per_minute"),
+            burst=getattr(cfg, f"{prefix}_burst"),
+        )
+
+    def secret(channel: str, what: str) -> str | None:
+        value = secrets.get(SECRET_NAMES[channel])
+        if not value:
+            problems.append(f"{channel} is on but its {what} is not stored: add it in Settings")
+        return value or None
+
+    if cfg.email_enabled and (password := secret("email", "password")):
+        email = EmailNotifier(cfg.email_user, password, cfg.email_to, host=cfg.email_host,
+                              port=cfg.email_port, security=cfg.email_security)  # fmt: skip
+        channels.append((email, policy("email")))
+    if cfg.discord_enabled and (url := secret("discord", "webhook URL")):
+        channels.append((DiscordNotifier(url), policy("discord")))
+    if cfg.telegram_enabled and (token := secret("telegram", "bot token")):
+        bot = TelegramNotifier(token, cfg.telegram_chat_id, api_url=cfg.telegram_api_url)
+        channels.append((bot, policy("telegram")))
+    if cfg.webhook_enabled:
+        channels.append((WebhookNotifier(cfg.webhook_url), policy("webhook")))
+    for problem in problems:
+        log.error("notifications: %s", problem)
+    return NotificationManager.of(channels, **worker_kw), problems

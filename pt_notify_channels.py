@@ -25,8 +25,14 @@ import yagmail
 from discord_webhook import DiscordWebhook
 from telegram.warnings import PTBDeprecationWarning
 
-from pt_notifications import ChannelError
-from pt_notify_format import APP, Notification, discord_embed, plain_text, telegram_markdown
+from pt_notify_format import (
+    APP,
+    ChannelError,
+    Notification,
+    discord_embed,
+    plain_text,
+    telegram_markdown,
+)
 
 log = logging.getLogger(__name__)
 

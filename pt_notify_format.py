@@ -20,6 +20,15 @@ from typing import Any
 APP = "PowerTrader AI"
 
 
+class ChannelError(Exception):
+    """A send failed. ``permanent``: retrying cannot help (fix the settings); otherwise the
+    worker retries. ``retry_after``: the service asked to wait that many seconds."""
+
+    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None):
+        super().__init__(message)
+        self.permanent, self.retry_after = permanent, retry_after
+
+
 class Level(IntEnum):
     """The logging levels' numbers, so a log record's level maps straight onto one."""
 

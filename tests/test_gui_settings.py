@@ -66,8 +66,10 @@ def test_sections_come_in_the_order_a_trader_reads_them() -> None:
     keys = [s.key for s in build_sections()]
     assert keys[:5] == ["mode", "coins", "trading", "dca", "trailing"]
     assert keys.index("trader") < keys.index("logging") < keys.index("display")
-    empty = {s.key: s for s in build_sections()}["notifications"]
-    assert empty.fields == () and empty.note  # shown with its purpose, ready for its settings
+    notify = {s.key: s for s in build_sections()}["notifications"]
+    assert notify.note and notify.fields[0].path == "notifications.events"
+    assert FIELDS["notifications.email_security"].choices == ("ssl", "starttls", "none")
+    assert FIELDS["notifications.telegram_min_level"].choices[0] == "INFO"
 
 
 def test_each_kind_of_setting_gets_its_widget_kind_and_bounds() -> None:

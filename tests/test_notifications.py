@@ -14,8 +14,16 @@ from typing import Any
 
 import pytest
 
+import pt_config
 import pt_notify_format as nf
-from pt_notifications import ChannelError, ChannelWorker, NotificationManager, Policy
+from pt_config_schema import NOTIFY_EVENTS
+from pt_notifications import (
+    ChannelError,
+    ChannelWorker,
+    NotificationManager,
+    Policy,
+    from_settings,
+)
 from pt_notify_channels import DiscordNotifier, EmailNotifier, TelegramNotifier, WebhookNotifier
 from pt_notify_format import EventKind, Level, Notification, TokenBucket
 from tests.fake_http import Fault
@@ -329,3 +337,55 @@ def test_wrong_smtp_credentials_turn_email_off(
     eventually(lambda: bool(worker.disabled))
     worker.close()
     assert "wrong-secret" not in caplog.text
+
+
+# -- settings ------------------------------------------------------------------------------------
+
+
+def test_the_settings_event_names_are_the_event_kinds() -> None:
+    assert set(NOTIFY_EVENTS) <= {k.value for k in EventKind}
+    assert set(NOTIFY_EVENTS) == {k.value for k in EventKind} - {"log", "test", "digest"}
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        ({"email_enabled": True, "email_to": "me@example.com"}, "email_user is empty"),
+        ({"email_enabled": True, "email_user": "bot@example.com"}, "email_to is empty"),
+        ({"email_to": "me@example.com, not-an-address"}, "not an email address: 'not-an-address'"),
+        ({"telegram_enabled": True}, "telegram_chat_id is empty"),
+        ({"telegram_chat_id": "12ab"}, "String should match pattern"),
+        ({"webhook_url": "ftp://example.com/hook"}, "String should match pattern"),
+        ({"webhook_enabled": True}, "webhook_url is empty"),
+        ({"events": "trade_opened, lunch"}, "unknown event 'lunch'"),
+    ],
+)
+def test_incomplete_or_malformed_channel_settings_are_refused(
+    data: dict[str, object], words: str
+) -> None:
+    with pytest.raises(pt_config.SettingsError) as refused:
+        pt_config.parse({"notifications": data})
+    assert words in str(refused.value) and "notifications" in str(refused.value)
+
+
+def test_from_settings_builds_the_enabled_channels_and_names_missing_secrets(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with FakeReceiver() as receiver, FakeTelegram() as tg:
+        cfg = pt_config.parse({"notifications": {
+            "events": "trade_closed", "webhook_enabled": True, "webhook_url": receiver.url,
+            "telegram_enabled": True, "telegram_chat_id": tg.CHAT, "telegram_api_url": tg.base_url,
+            "discord_enabled": True, "discord_min_level": "ERROR",
+        }}).notifications  # fmt: skip
+        secrets = {"notify.telegram.token": tg.TOKEN, "notify.discord.url": None}
+        manager, problems = from_settings(cfg, secrets)
+        assert problems == ["discord is on but its webhook URL is not stored: add it in Settings"]
+        assert [w.channel.name for w in manager.workers] == ["telegram", "webhook"]
+        manager.notify(opened())  # trade_opened is switched off
+        closed = nf.trade_closed("BTC", 0.01, 61_000.0, 9.9, 1.6, reason="trail", mode="demo",
+                                 at=AT)  # fmt: skip
+        manager.notify(closed)
+        eventually(lambda: len(receiver.received) == 1 and len(tg.messages) == 1)
+        manager.close()
+    assert receiver.received[0]["kind"] == "trade_closed"
+    assert "discord is on but its webhook URL is not stored" in caplog.text
