@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from pt_config_schema import NotificationSettings
 from pt_notify_channels import DiscordNotifier, EmailNotifier, TelegramNotifier, WebhookNotifier
 from pt_notify_format import (
+    SECRET_NAMES,
     ChannelError,
     EventKind,
     Level,
@@ -229,11 +230,6 @@ class NotificationManager:
             worker.close(timeout)
 
 
-SECRET_NAMES = {  # kept encrypted with the keys (pt_secrets), never in settings.json
-    "email": "notify.email.password",
-    "discord": "notify.discord.url",
-    "telegram": "notify.telegram.token",
-}
 ALWAYS = frozenset({EventKind.LOG, EventKind.TEST, EventKind.DIGEST})
 
 
@@ -257,7 +253,10 @@ def from_settings(
     def secret(channel: str, what: str) -> str | None:
         value = secrets.get(SECRET_NAMES[channel])
         if not value:
-            problems.append(f"{channel} is on but its {what} is not stored: add it in Settings")
+            problems.append(
+                f"{channel} is on but its {what} is not stored: "
+                f"python pt_secrets.py set-notify {channel}"
+            )
         return value or None
 
     if cfg.email_enabled and (password := secret("email", "password")):

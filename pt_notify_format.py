@@ -20,6 +20,34 @@ from typing import Any
 APP = "PowerTrader AI"
 
 
+SECRET_NAMES = {  # kept encrypted with the keys (pt_secrets), never in settings.json
+    "email": "notify.email.password",
+    "discord": "notify.discord.url",
+    "telegram": "notify.telegram.token",
+}
+SECRET_WHAT = {"email": "SMTP password", "discord": "webhook URL", "telegram": "bot token"}
+_SECRET_FORMS = {
+    "discord": (
+        re.compile(r"^https?://[^\s/]+(/api(/v\d+)?)/webhooks/\d+/[\w-]+/?$"),
+        "a Discord webhook URL looks like https://discord.com/api/webhooks/<id>/<token> "
+        "(channel settings → Integrations → Webhooks → Copy Webhook URL)",
+    ),
+    "telegram": (
+        re.compile(r"^\d+:[A-Za-z0-9_-]{20,}$"),
+        "a bot token looks like 123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11 (from @BotFather)",
+    ),
+    "email": (re.compile(r"^\S.*$"), "the password is empty"),
+}
+
+
+def secret_problem(channel: str, value: str) -> str:
+    """Why ``value`` cannot be ``channel``'s secret ("" when it can); never repeats the value."""
+    form = _SECRET_FORMS.get(channel)
+    if form is None:
+        return f"unknown channel {channel!r}; one of {', '.join(SECRET_NAMES)}"
+    return "" if form[0].match(value.strip()) else form[1]
+
+
 class ChannelError(Exception):
     """A send failed. ``permanent``: retrying cannot help (fix the settings); otherwise the
     worker retries. ``retry_after``: the service asked to wait that many seconds."""

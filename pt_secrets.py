@@ -36,6 +36,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import pt_logging
+from pt_notify_format import SECRET_NAMES, SECRET_WHAT, secret_problem
 from pt_secrets_keysource import (
     KeyringKeySource,
     KeySource,
@@ -337,7 +338,33 @@ def _parser() -> argparse.ArgumentParser:
     imp = sub.add_parser("import-original", help="encrypt the original's r_key.txt/r_secret.txt")
     imp.add_argument("folder", type=Path, help="folder holding r_key.txt and r_secret.txt")
     sub.add_parser("status", help="say which credentials are configured (never prints them)")
+    notify = sub.add_parser(
+        "set-notify", help="store a notification channel's secret (asked hidden, or --stdin)"
+    )
+    notify.add_argument("channel", choices=sorted(SECRET_NAMES))
+    notify.add_argument("--stdin", action="store_true", help="read the value from standard input")
+    notify.add_argument("--clear", action="store_true", help="remove the stored value")
     return p
+
+
+def set_notify_secret(store: SecretStore, channel: str, value: str | None) -> str:
+    """Store (or with None remove) a notification channel's secret; returns what was done."""
+    name, what = SECRET_NAMES[channel], SECRET_WHAT[channel]
+    if value is None:
+        return f"removed the {channel} {what}" if store.delete(name) else f"no {channel} {what}"
+    problem = secret_problem(channel, value)
+    if problem:
+        raise ValueError(f"not stored: {problem}")
+    store.set(name, value.strip())
+    return f"stored the {channel} {what} (encrypted)"
+
+
+def _notify_value(args: argparse.Namespace) -> str | None:
+    if args.clear:
+        return None
+    if args.stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return getpass.getpass(f"{args.channel} {SECRET_WHAT[args.channel]} (not shown): ")
 
 
 def main(argv: Sequence[str] | None = None, *, ask_passphrase: AskPassphrase | None = None) -> int:
@@ -346,6 +373,15 @@ def main(argv: Sequence[str] | None = None, *, ask_passphrase: AskPassphrase | N
     try:
         if args.command == "status":
             sys.stdout.write("".join(line + "\n" for line in status_lines(layout)))
+            return 0
+        if args.command == "set-notify":
+            value = _notify_value(args)
+            if value is not None and secret_problem(args.channel, value):  # before any unlock
+                raise ValueError(f"not stored: {secret_problem(args.channel, value)}")
+            ask = _ask_on_terminal if ask_passphrase is None else ask_passphrase
+            source = choose_key_source(layout.ensure(), ask, use_keyring=not args.no_keyring)
+            done = set_notify_secret(SecretStore(layout, source), args.channel, value)
+            sys.stdout.write(done + "\n")
             return 0
         if not args.folder.is_dir():
             raise SecretsError(f"{args.folder} is not a folder")

@@ -379,7 +379,10 @@ def test_from_settings_builds_the_enabled_channels_and_names_missing_secrets(
         }}).notifications  # fmt: skip
         secrets = {"notify.telegram.token": tg.TOKEN, "notify.discord.url": None}
         manager, problems = from_settings(cfg, secrets)
-        assert problems == ["discord is on but its webhook URL is not stored: add it in Settings"]
+        assert problems == [
+            "discord is on but its webhook URL is not stored: "
+            "python pt_secrets.py set-notify discord"
+        ]
         assert [w.channel.name for w in manager.workers] == ["telegram", "webhook"]
         manager.notify(opened())  # trade_opened is switched off
         closed = nf.trade_closed("BTC", 0.01, 61_000.0, 9.9, 1.6, reason="trail", mode="demo",

@@ -7,6 +7,7 @@ Real files in a temporary data folder, real scrypt and AES-GCM, real Ed25519 key
 from __future__ import annotations
 
 import base64
+import io
 import json
 import logging
 import os
@@ -479,3 +480,31 @@ def test_cli_runs_as_a_script(layout: DataLayout) -> None:
         check=False,
     )
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_cli_stores_notification_secrets_checked_and_encrypted(
+    layout: DataLayout, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = ["--data-dir", str(layout.root), "--no-keyring"]
+    ask = {"ask_passphrase": lambda new: PASSPHRASE}
+    token = "123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11"
+    monkeypatch.setattr("sys.stdin", io.StringIO("not a token\n"))
+    assert main([*data, "set-notify", "telegram", "--stdin"], **ask) == 1
+    err = capsys.readouterr().err
+    assert "not stored: a bot token looks like" in err and "not a token" not in err
+    assert read_header(layout) is None  # nothing written, no vault created
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(token + "\n"))
+    assert main([*data, "set-notify", "telegram", "--stdin"], **ask) == 0
+    assert capsys.readouterr().out == "stored the telegram bot token (encrypted)\n"
+    store = SecretStore(layout, PassphraseKeySource(PASSPHRASE))
+    assert store.get("notify.telegram.token") == token
+    assert token.encode() not in (layout.secrets_dir / "secrets.enc").read_bytes()
+
+    url = "https://discord.com/api/webhooks/123456789012345678/abcDEF-ghiJKL_mno"
+    monkeypatch.setattr("getpass.getpass", lambda prompt: url)  # typed, hidden
+    assert main([*data, "set-notify", "discord"], **ask) == 0
+    assert store.get("notify.discord.url") == url
+    assert main([*data, "set-notify", "discord", "--clear"], **ask) == 0
+    assert "removed the discord webhook URL" in capsys.readouterr().out
+    assert store.get("notify.discord.url") is None
