@@ -6,8 +6,9 @@ its own worker thread and bounded queue, so a slow or dead channel never holds u
 
 - keeps to the channel's rate (a token bucket from the settings) and to the service's own
   "retry after" answers; what arrives faster than the rate is merged into one digest message,
-  never silently dropped. When the queue is full the oldest non-CRITICAL waiting items make room
-  and are counted in the next digest; CRITICAL ones are never dropped for a full queue or a rate;
+  never silently dropped. When the queue is full, further non-CRITICAL items are counted instead
+  of queued and the next digest says how many; CRITICAL ones are never dropped for a full queue
+  or a rate;
 - retries a failed send with growing pauses (1, 2, 4 … 30 s, at most ``MAX_ATTEMPTS`` times) and
   logs each failure; nothing is ever raised into the caller;
 - turns itself off after a permanent failure (a deleted webhook, a wrong token, an unknown chat)
