@@ -124,8 +124,13 @@ class ChannelWorker:
 
     # -- worker thread ------------------------------------------------------------------------
 
-    def _take_all(self, first: Notification | None) -> tuple[list[Notification], bool]:
-        batch, closing = ([] if first is None else [first]), first is None
+    def _taken(self, count: int) -> None:
+        with self._lock:
+            self._waiting -= count
+
+    def _drain(self, batch: list[Notification]) -> bool:
+        """Move everything queued now into ``batch``; True when closing was asked for."""
+        closing, before = False, len(batch)
         while True:
             try:
                 item = self._queue.get_nowait()
@@ -135,20 +140,21 @@ class ChannelWorker:
                 closing = True
             else:
                 batch.append(item)
-        with self._lock:
-            self._waiting -= len(batch)
-        return batch, closing
+        self._taken(len(batch) - before)
+        return closing
 
     def _run(self) -> None:
         closing = False
         while not closing:
-            batch, closing = self._take_all(self._queue.get())
+            first = self._queue.get()
+            batch = [] if first is None else [first]
+            self._taken(len(batch))
+            closing = self._drain(batch) or first is None
             while batch and not self._stop.is_set():
                 wait = self.bucket.wait(self._clock())
                 if wait > 0 and not closing:
-                    self._sleep(wait)
-                    more, closing = self._take_all(None)
-                    batch += more
+                    self._sleep(wait)  # what arrives meanwhile joins the batch
+                    closing = self._drain(batch) or closing
                     continue
                 batch = self._send_some(batch)
 

@@ -392,3 +392,17 @@ def test_from_settings_builds_the_enabled_channels_and_names_missing_secrets(
         manager.close()
     assert receiver.received[0]["kind"] == "trade_closed"
     assert "discord is on but its webhook URL is not stored" in caplog.text
+
+
+def test_the_worker_keeps_going_after_waiting_for_its_rate() -> None:
+    with FakeReceiver() as receiver:
+        worker = ChannelWorker(WebhookNotifier(receiver.url), Policy(per_minute=600, burst=1))
+        worker.put(opened("A"))
+        eventually(lambda: len(receiver.received) == 1)
+        worker.put(opened("B"))  # no token yet: the worker waits ~0.1 s for it
+        eventually(lambda: len(receiver.received) == 2)
+        time.sleep(0.2)
+        worker.put(opened("C"))  # still served after that wait
+        eventually(lambda: len(receiver.received) == 3, 3.0)
+        worker.close()
+    assert [r["title"][:1] for r in receiver.received] == ["A", "B", "C"]
