@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from pt_errors import PowerTraderError
+from pt_format import price_text
 from pt_journal import TradeJournal
 from pt_journal_schema import FillRecord, JournalMissingError
 from pt_signals import SIGNALS_SCHEMA, CoinStatus, SignalsSnapshot, snapshot_from_data
@@ -159,15 +160,7 @@ Result = CoinChartData | AccountChartData | LoadFailed
 # Pure helpers
 
 
-def fmt_price(value: float) -> str:
-    """A price with decimals by magnitude, as the original hub (spec §4.4), zeros trimmed."""
-    size = abs(value)
-    places = next((p for limit, p in _PLACES if size >= limit), 8)
-    text = f"{value:,.{places}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-_PLACES = ((1000, 2), (100, 3), (1, 4), (0.1, 5), (0.01, 6), (0.001, 7))
+fmt_price = price_text  # the chart's labels: no dollar sign (pt_format)
 
 
 def price_tick(value: float, step: float) -> str:

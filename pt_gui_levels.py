@@ -19,7 +19,6 @@ import tkinter as tk
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from pathlib import Path
 from tkinter import ttk
 
 from pt_gui_background import Background
@@ -40,7 +39,7 @@ from pt_gui_theme import (
     wrapping,
 )
 from pt_signals import TRAINING_STATUSES, CoinStatus, SignalsSnapshot
-from pt_state import DataLayout
+from pt_state import DataLayout, stat_key
 from pt_thinker import read_signals
 
 __all__ = ["LevelTile", "LevelsLoader", "LevelsPanel", "LevelsView", "build_levels"]
@@ -118,14 +117,6 @@ def build_levels(
     return LevelsView(tuple(tiles), last, stale, snapshot.seq)
 
 
-def _stat(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-
 class LevelsLoader:
     """The worker's side: re-reads ``state/signals.json`` only when its stat changed and builds
     a view only when its ``seq``, the coins or the staleness changed (None otherwise).
@@ -146,7 +137,7 @@ class LevelsLoader:
         self.reads = 0
 
     def load(self, coins: Sequence[str]) -> LevelsView | None:
-        key = _stat(self.layout.signals_file)
+        key = stat_key(self.layout.signals_file)
         if key != self._key:
             self._key = key
             if key is not None:

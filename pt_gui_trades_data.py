@@ -18,14 +18,14 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from pathlib import Path
 from typing import Any
 
+from pt_format import price_text
 from pt_gui_theme import Tone, tone_of
 from pt_journal import DUST_FRACTION, TradeJournal
 from pt_journal_schema import FillRecord, JournalError, JournalMissingError
 from pt_metrics import DASH, fmt_usd
-from pt_state import DataLayout, StateReader
+from pt_state import DataLayout, StateReader, stat_key
 from pt_strategy import StrategyConfig
 from pt_strategy_display import dca_affordability
 from pt_trader import STATUS_SCHEMA
@@ -41,21 +41,11 @@ READ_TIMEOUT_S = 2.0
 # Formats (spec §4.4): pure, so they are tested without Tk
 
 
-def price_decimals(value: float) -> int:
-    """Decimals by magnitude, so a 0.00012 coin and a 43,000 coin are both readable."""
-    size = abs(value)
-    for least, places in ((1000, 2), (100, 3), (1, 4), (0.1, 5), (0.01, 6), (0.001, 7)):
-        if size >= least:
-            return places
-    return 8
-
-
 def fmt_price(value: float | None) -> str:
     """``$43,250.5``, ``$0.1234``: decimals by magnitude, trailing zeros trimmed."""
     if value is None or not math.isfinite(value):
         return DASH
-    text = f"{abs(value):,.{price_decimals(value)}f}".rstrip("0").rstrip(".")
-    return f"{'-' if value < 0 else ''}${text}"
+    return f"{'-' if value < 0 else ''}${price_text(abs(value))}"
 
 
 def fmt_signed_pct(value: float | None) -> str:
@@ -296,14 +286,6 @@ def _check_status(data: Any) -> None:
         raise ValueError("trader status data must be an object with a 'coins' list")
 
 
-def _stat(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-
 class TradesLoader:
     """Reads the trader status and the journal's new fills, and builds a :class:`TradesView`
     when anything changed (None otherwise). ``status_reads``/``journal_reads`` count the times
@@ -356,8 +338,8 @@ class TradesLoader:
         """The database and its WAL: a commit changes the WAL, a checkpoint the database. An
         empty WAL counts as none: opening a reader creates one, and it holds nothing."""
         db = self.layout.journal_db
-        wal = _stat(db.with_name(db.name + "-wal"))
-        return (_stat(db), wal if wal is not None and wal[2] > 0 else None)
+        wal = stat_key(db.with_name(db.name + "-wal"))
+        return (stat_key(db), wal if wal is not None and wal[2] > 0 else None)
 
     def _read_journal(self) -> bool:
         key = self._journal_stat()

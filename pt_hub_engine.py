@@ -24,7 +24,7 @@ from pt_replay import DemoClockState, read_clock, sim_time
 from pt_secrets_keysource import SecretsError
 from pt_secrets_vault import VAULT_NAME, read_header
 from pt_signals import SignalsSnapshot
-from pt_state import DataLayout, StateReader
+from pt_state import DataLayout, StateReader, StatKey, stat_key
 from pt_supervisor import Supervisor, SupervisorSnapshot, trainer_spec
 from pt_thinker import read_signals
 from pt_trader import STATUS_SCHEMA as TRADER_SCHEMA
@@ -139,7 +139,7 @@ class HubEngine:
         self._watcher = pt_config.SettingsWatcher(layout.settings_file)
         self._trader_reader = StateReader(layout.trader_status_file, TRADER_SCHEMA)
         self._message = ""
-        self._vault: tuple[tuple[int, int] | None, str | None] = (None, None)
+        self._vault: tuple[StatKey | None, str | None] = (None, None)
         self.latest: HubStatus | None = None
 
     def start(self) -> HubEngine:
@@ -227,12 +227,7 @@ class HubEngine:
 
     def _key_source(self) -> str | None:
         """How the vault is locked, read again only when the file changed (a stat per poll)."""
-        path = self.layout.secrets_dir / VAULT_NAME
-        try:
-            st = path.stat()
-            stamp: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
-        except OSError:
-            stamp = None
+        stamp = stat_key(self.layout.secrets_dir / VAULT_NAME)
         if stamp != self._vault[0]:
             try:
                 header = read_header(self.layout) if stamp is not None else None

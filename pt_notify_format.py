@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from enum import IntEnum, StrEnum
 from typing import Any
 
+from pt_format import price_text
+
 APP = "PowerTrader AI"
 
 
@@ -107,8 +109,11 @@ def _money(value: float) -> str:
 
 
 def _price(value: float) -> str:
-    places = 2 if value >= 1000 else 4 if value >= 1 else 8
-    return f"${value:,.{places}f}".rstrip("0").rstrip(".")
+    return "$" + price_text(value)
+
+
+def _buy_fields(qty: float, price: float) -> tuple[tuple[str, str], ...]:
+    return (("Quantity", f"{qty:g}"), ("Price", _price(price)), ("Cost", _money(qty * price)))
 
 
 def trade_opened(
@@ -119,7 +124,7 @@ def trade_opened(
         Level.INFO,
         f"{coin}: trade opened ({mode})",
         at,
-        fields=(("Quantity", f"{qty:g}"), ("Price", _price(price)), ("Cost", _money(qty * price))),
+        fields=_buy_fields(qty, price),
         reason=reason,
     )
 
@@ -132,7 +137,7 @@ def dca(
         Level.INFO,
         f"{coin}: DCA stage {stage} ({mode})",
         at,
-        fields=(("Quantity", f"{qty:g}"), ("Price", _price(price)), ("Cost", _money(qty * price))),
+        fields=_buy_fields(qty, price),
         reason=reason,
     )
 

@@ -355,7 +355,7 @@ StatKey = tuple[int, int, int]
 _RACY_SECONDS = 2.0
 
 
-def _stat_key(path: Path) -> StatKey | None:
+def stat_key(path: Path) -> StatKey | None:
     """Inode, mtime and size of ``path``, or None when it cannot be seen."""
     try:
         st = path.stat()
@@ -398,13 +398,13 @@ class StateReader:
 
     def has_changed(self) -> bool:
         """True when the file differs from what the last ``read`` saw (a stat, no parsing)."""
-        return _stat_key(self.path) != self._seen
+        return stat_key(self.path) != self._seen
 
     def read(self) -> Envelope | None:
         """The newest good envelope, or the last good one when the file is missing or bad."""
         # Stat before reading: if the file is replaced in between we re-read it next time,
         # instead of caching the new stat with the old content.
-        key = _stat_key(self.path)
+        key = stat_key(self.path)
         if key == self._seen and not self._is_racy(key):
             return self._last
         self._seen = key

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from pt_format import price_text as _price
 from pt_types import DAY, OrderIntent, OrderTag, Side, Signal
 
 if TYPE_CHECKING:
@@ -500,14 +501,3 @@ def _crossed(signal: Signal | None) -> str:
 
 def _usd(x: float) -> str:
     return f"${x:,.2f}"
-
-
-def _price(x: float) -> str:
-    """Prices with decimals by magnitude, trailing zeros trimmed (spec §4.4)."""
-    a = abs(x)
-    places = next((p for limit, p in _PLACES if a >= limit), 8)
-    text = f"{x:,.{places}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-_PLACES = ((1000, 2), (100, 3), (1, 4), (0.1, 5), (0.01, 6), (0.001, 7))

@@ -57,6 +57,7 @@ from pt_state import (
     heartbeat_age,
     read_control,
     read_heartbeat,
+    stat_key,
     write_heartbeat,
 )
 from pt_thinker_exchanges import AggregatedPrice, build_market
@@ -102,14 +103,6 @@ class _Slot:
     saved_at: float = 0.0
     learned_at: float | None = None  # the mode's clock when it last learned a candle
     shown: tuple[CoinStatus, str] | None = None
-
-
-def _stat_key(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def _mismatch(config: PatternConfig, wanted: PredictorSettings) -> str:
@@ -198,7 +191,7 @@ class Thinker:
             slot.predictor, slot.meta, slot.meta_key = None, None, None
             kind = CoinStatus.NOT_TRAINED if status.state == "missing" else CoinStatus.DAMAGED_MODEL
             return kind, status.detail
-        key = _stat_key(current_marker(self.layout, slot.coin))
+        key = stat_key(current_marker(self.layout, slot.coin))
         if key != slot.meta_key:
             slot.meta_key = key
             self._load(slot)

@@ -22,7 +22,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "pure",
         ("pt_candles", "pt_price_path", "pt_patterns", "pt_strategy", "pt_strategy_display",
          "pt_volume", "pt_correlation", "pt_position_sizing", "pt_risk", "pt_metrics",
-         "pt_config_schema", "pt_accuracy", "pt_training", "pt_signals", "pt_notify_format"),
+         "pt_config_schema", "pt_accuracy", "pt_training", "pt_signals", "pt_notify_format",
+         "pt_format"),
     ),
     (
         "adapters",

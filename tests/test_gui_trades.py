@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from pt_config import parse
+from pt_format import price_decimals
 from pt_gui_theme import NEGATIVE, TONE_COLOURS, WARNING, apply_theme
 from pt_gui_trades import TradesPanel
 from pt_gui_trades_data import (
@@ -21,7 +22,6 @@ from pt_gui_trades_data import (
     fmt_price,
     fmt_qty,
     fmt_signed_pct,
-    price_decimals,
 )
 from pt_journal import TradeJournal
 from pt_state import DataLayout, StateWriter
