@@ -161,6 +161,7 @@ class TradesTable(ttk.Frame):
         self._title_font = tkfont.Font(font=self.theme.small_bold)
         self._widths: dict[tuple[str, bool], int] = {}
         self._shown: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        self._least: dict[str, int] = {}
         self._least = self._size_columns()
         self._fit()
         self.tree.bind("<Configure>", self._fit, add="+")
@@ -189,7 +190,7 @@ class TradesTable(ttk.Frame):
             texts = [SAMPLES[i]] if rows is None else [r.cells[i] for r in rows]
             widest = max(self._measure(col, title=True), *(self._measure(t) for t in texts), 0)
             least[col] = widest + 12
-        if least != getattr(self, "_least", None):
+        if least != self._least:
             for col in COLUMNS:
                 anchor: Literal["w", "e"] = "w" if col in TEXT_COLUMNS else "e"
                 self.tree.heading(col, text=col, anchor=anchor)

@@ -6,6 +6,7 @@ GUI tests never skip: without Xvfb they fail with a message saying how to get it
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import subprocess
@@ -16,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from PIL import ImageGrab
+
+from pt_gui_theme import apply_theme
 
 SCREENSHOTS = Path(__file__).resolve().parent / "artifacts" / "screenshots"
 
@@ -70,6 +73,19 @@ def pump(root: tk.Misc, seconds: float = 0.2) -> None:
     while time.monotonic() < deadline:
         root.update()
         time.sleep(0.01)
+
+
+@contextmanager
+def themed_root(geometry: str) -> Iterator[tk.Tk]:
+    """A themed Tk window of ``geometry``; destroyed and garbage-collected here, on the Tk
+    thread, so no worker thread's collection finalises it later (Tk refuses that)."""
+    win = tk.Tk()
+    win.geometry(geometry)
+    apply_theme(win)
+    yield win
+    win.destroy()
+    del win
+    gc.collect()
 
 
 def wait_until(

@@ -3,17 +3,16 @@ written through the thinker's own StateWriter and ``snapshot_to_data``."""
 
 from __future__ import annotations
 
-import gc
 import time
 import tkinter as tk
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
 
 import pytest
 
 from pt_gui_levels import LevelsLoader, LevelsPanel
-from pt_gui_theme import ACCENT, GRID, LONG_BLUE, MUTED, SHORT_ORANGE, WARNING, apply_theme
+from pt_gui_theme import ACCENT, GRID, LONG_BLUE, MUTED, SHORT_ORANGE, WARNING
 from pt_signals import (
     SIGNALS_SCHEMA,
     CoinSignal,
@@ -23,7 +22,8 @@ from pt_signals import (
     stage_of,
 )
 from pt_state import DataLayout, StateWriter
-from tests.gui_support import pump, screenshot
+from tests.gui_support import pump, screenshot, themed_root
+from tests.gui_support import wait_until as wait_for
 
 COINS = ("BTC", "ETH", "XRP", "DOGE", "SOL", "ADA")
 
@@ -51,21 +51,8 @@ def layout(tmp_path: Path) -> DataLayout:
 
 @pytest.fixture
 def root(display: str) -> Iterator[tk.Tk]:
-    win = tk.Tk()
-    win.geometry("470x340+0+0")  # the hub's left pane
-    apply_theme(win)
-    yield win
-    win.destroy()
-    del win
-    gc.collect()
-
-
-def wait_for(root: tk.Misc, condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the panel did not update in time"
-        root.update()
-        time.sleep(0.01)
+    with themed_root("470x340+0+0") as win:  # the hub's left pane
+        yield win
 
 
 def refreshed(root: tk.Misc, panel: LevelsPanel) -> None:

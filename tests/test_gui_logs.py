@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import gc
 import logging
-import time
 import tkinter as tk
 from collections.abc import Callable, Iterator
 from datetime import UTC
@@ -14,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from pt_gui_logs import LogFilter, LogSearcher, LogViewer
-from pt_gui_theme import MUTED, NEGATIVE, WARNING, apply_theme
+from pt_gui_theme import MUTED, NEGATIVE, WARNING
 from pt_logging import reset_logging, setup_logging
-from tests.gui_support import pump, screenshot
+from tests.gui_support import pump, screenshot, themed_root
+from tests.gui_support import wait_until as wait_for
 
 
 def as_process(name: str, data_dir: Path, lines: Callable[[logging.Logger], None]) -> None:
@@ -57,21 +56,8 @@ def data_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def root(display: str) -> Iterator[tk.Tk]:
-    win = tk.Tk()
-    win.geometry("930x600+0+0")  # the hub's right notebook
-    apply_theme(win)
-    yield win
-    win.destroy()
-    del win
-    gc.collect()
-
-
-def wait_for(root: tk.Misc, condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the viewer did not update in time"
-        root.update()
-        time.sleep(0.01)
+    with themed_root("930x600+0+0") as win:  # the hub's right notebook
+        yield win
 
 
 def searched(root: tk.Misc, viewer: LogViewer, action: Callable[[], object]) -> None:

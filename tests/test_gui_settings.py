@@ -8,7 +8,7 @@ import json
 import threading
 import time
 import tkinter as tk
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from tkinter import ttk
 from typing import Any
@@ -38,6 +38,7 @@ from pt_gui_settings_widgets import FieldRow
 from pt_state import DataLayout
 from pt_types import Mode
 from tests.gui_support import pump, screenshot
+from tests.gui_support import wait_until as wait_for
 
 FIELDS = {f.path: f for f in all_fields(build_sections())}
 
@@ -255,14 +256,6 @@ class Calls:
         self.confirms += 1
         assert self.confirm is not None, "the live confirmation was asked for unexpectedly"
         return self.confirm
-
-
-def wait_for(root: tk.Misc, condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the editor did not get there in time"
-        root.update()
-        time.sleep(0.01)
 
 
 def make(root: tk.Tk, layout: DataLayout, calls: Calls, *, real_dialog: bool = False,

@@ -4,10 +4,9 @@
 from __future__ import annotations
 
 import dataclasses
-import gc
 import time
 import tkinter as tk
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 
 from pt_config import parse
 from pt_format import price_decimals
-from pt_gui_theme import NEGATIVE, TONE_COLOURS, WARNING, apply_theme
+from pt_gui_theme import NEGATIVE, TONE_COLOURS, WARNING
 from pt_gui_trades import TradesPanel
 from pt_gui_trades_data import (
     TradesLoader,
@@ -29,7 +28,8 @@ from pt_strategy import Account, Decision, MarketView, PositionState, StrategyCo
 from pt_trader import STATUS_SCHEMA, status_data
 from pt_trader_core import CoinView, TickResult
 from pt_types import HOUR, Mode
-from tests.gui_support import pump, screenshot
+from tests.gui_support import pump, screenshot, themed_root
+from tests.gui_support import wait_until as wait_for
 
 NOW = 1_717_243_200.0  # 2024-06-01 12:00 UTC (the mode's time of the status)
 SETTINGS = parse({"coins": ["BTC", "ETH", "XRP", "DOGE"], "mode": "paper"})
@@ -76,21 +76,8 @@ def layout(tmp_path: Path) -> DataLayout:
 
 @pytest.fixture
 def root(display: str) -> Iterator[tk.Tk]:
-    win = tk.Tk()
-    win.geometry("930x700+0+0")  # the hub's right notebook at 1400x820
-    apply_theme(win)
-    yield win
-    win.destroy()
-    del win
-    gc.collect()
-
-
-def wait_for(root: tk.Misc, condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the panel did not update in time"
-        root.update()
-        time.sleep(0.01)
+    with themed_root("930x700+0+0") as win:  # the hub's right notebook at 1400x820
+        yield win
 
 
 def refreshed(root: tk.Misc, panel: TradesPanel) -> None:
