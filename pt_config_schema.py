@@ -184,6 +184,9 @@ class NotificationSettings(_Section):
     events: Annotated[tuple[str, ...], BeforeValidator(_split_commas)] = Field(
         NOTIFY_EVENTS, description="events that are sent (CRITICAL problems always are)"
     )
+    send_in_demo: bool = Field(
+        False, description="demo mode sends too (its trades are simulated, hours per second)"
+    )
     email_enabled: bool = Field(False, description="send email (Gmail needs an app password)")
     email_host: str = Field("smtp.gmail.com", pattern=r"^[A-Za-z0-9.-]+$")
     email_port: int = Field(465, ge=1, le=65535)

@@ -28,7 +28,7 @@ from pt_gui_settings import SettingsEditor
 from pt_gui_theme import apply_theme
 from pt_gui_trades import AccountPanel, HistoryList, TradesFeed, TradesTable
 from pt_gui_trades_data import TradesLoader
-from pt_hub_engine import HubEngine, HubStatus
+from pt_hub_engine import HubEngine, HubStatus, hub_engine, passphrase_reason
 from pt_replay import change_speed
 from pt_secrets_vault import read_header
 from pt_state import DataLayout
@@ -51,15 +51,16 @@ GUIDE = (
 )
 
 
-PassphraseDialog = Callable[[tk.Misc], str | None]
+PassphraseDialog = Callable[[tk.Misc, str], str | None]
 NO_KEYS = "LIVE mode needs Robinhood keys: Settings → Robinhood API keys… (nothing was started)."
 
 
-def ask_passphrase(parent: tk.Misc) -> str | None:
-    """The passphrase of the stored keys, typed hidden; None when cancelled."""
+def ask_passphrase(parent: tk.Misc, why: str) -> str | None:
+    """The passphrase of the stored secrets, typed hidden; None when cancelled. ``why``: what
+    it opens (live trading, notifications by ...)."""
     return simpledialog.askstring(
-        "Unlock the Robinhood keys",
-        "Passphrase of the stored keys (live trading starts after this):",
+        "Unlock the stored secrets",
+        f"Passphrase of the stored secrets (for {why}):",
         show="•",
         parent=parent,
     )
@@ -251,19 +252,25 @@ class HubWindow:
         self.wizard = KeyWizard(self.root, self.layout, robinhood_url=url)
 
     def start_all(self) -> None:
-        """Start All; in live mode with passphrase-locked keys, ask for the passphrase first
-        (it goes to the trader's standard input, never to a file or its command line)."""
+        """Start All; when the secrets file is locked with a passphrase and live trading or a
+        notification channel needs it, ask first (it goes to the workers' standard input,
+        never to a file or a command line). Live mode without it starts nothing; paper and
+        demo start without those channels."""
         status = self.status
         passphrase = None
-        if status is not None and status.settings.mode is Mode.LIVE:
-            if status.key_source is None:
+        if status is not None:
+            live = status.settings.mode is Mode.LIVE
+            if live and status.key_source is None:
                 self.controls.say(NO_KEYS)
                 return
-            if status.key_source == "passphrase":
-                passphrase = self._ask_passphrase(self.root)
-                if not passphrase:
+            why = passphrase_reason(status.settings, status.key_source, status.stored_secrets)
+            if why:
+                passphrase = self._ask_passphrase(self.root, why) or None
+                if passphrase is None and live:
                     self.controls.say("Start All cancelled: live trading needs the passphrase.")
                     return
+                if passphrase is None:
+                    self.controls.say(f"Started without the passphrase: {why} stay off.")
         self.engine.start_all(passphrase)
 
     def _auto_start(self, status: HubStatus) -> None:
@@ -391,10 +398,10 @@ def run_window(
     settings: Settings,
     *,
     first_run: bool = False,
-    make_supervisor: Callable[[DataLayout], Supervisor] = Supervisor,
+    make_supervisor: Callable[..., Supervisor] = Supervisor,
 ) -> int:
     root = tk.Tk(className="PowerTrader")
-    engine = HubEngine(layout, make_supervisor(layout)).start()
+    engine = hub_engine(layout, make_supervisor).start()
     HubWindow(root, layout, engine, first_run=first_run, settings=settings)
     root.mainloop()
     return 0

@@ -25,13 +25,12 @@ import pt_config
 import pt_ohlcv
 from pt_candles import find_gaps
 from pt_config_schema import Settings
-from pt_hub_engine import HubEngine, HubStatus, status_table
+from pt_hub_engine import HubEngine, HubStatus, hub_engine, passphrase_reason, status_table
 from pt_logging import setup_logging
 from pt_models import model_status
 from pt_replay import read_clock, sim_time, start_clock
 from pt_secrets_vault import read_header
 from pt_state import DataDirError, DataLayout, resolve_data_dir
-from pt_supervisor import Supervisor
 from pt_thinker import read_signals
 from pt_types import HOUR, Mode
 
@@ -186,7 +185,7 @@ def run_headless(
 ) -> int:
     """Train what needs it, Start All, print the status table every few seconds; Ctrl-C (or
     SIGTERM) stops every child before returning."""
-    engine = HubEngine(layout, Supervisor(layout)).start()
+    engine = hub_engine(layout).start()
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         status = _wait_status(engine)
@@ -202,7 +201,7 @@ def run_headless(
                 if settings.mode is Mode.LIVE and not confirm_live:
                     print(LIVE_REFUSAL, flush=True)  # noqa: T201
                 else:
-                    engine.start_all(live_passphrase(layout, settings))
+                    engine.start_all(start_passphrase(layout, settings))
             print(status_table(status), "\n", sep="", flush=True)  # noqa: T201
             time.sleep(every)
     except KeyboardInterrupt:
@@ -222,12 +221,16 @@ def any_training(status: HubStatus) -> bool:
     return any(c.state == "training" for c in status.coins)
 
 
-def live_passphrase(layout: DataLayout, settings: Settings) -> str | None:
-    """The passphrase of a passphrase-locked vault, asked on the terminal (live mode only)."""
+def start_passphrase(layout: DataLayout, settings: Settings) -> str | None:
+    """The passphrase of a passphrase-locked secrets file, asked on the terminal when live
+    trading or a notification channel needs it."""
     header = read_header(layout)
-    if settings.mode is not Mode.LIVE or header is None or header.key_source != "passphrase":
+    why = passphrase_reason(
+        settings, *((header.key_source, header.names) if header else (None, ()))
+    )
+    if not why:
         return None
-    return getpass.getpass("Passphrase of the PowerTrader keys: ")
+    return getpass.getpass(f"Passphrase of the PowerTrader secrets (for {why}): ") or None
 
 
 def _wait_status(engine: HubEngine) -> HubStatus:

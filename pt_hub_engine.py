@@ -4,6 +4,8 @@ Both faces of the hub use it: the Tk window (which only ever reads :class:`HubSt
 from a queue, so no file, process or SQLite work happens on the Tk thread) and ``pt_hub.py
 --headless`` (which prints :func:`status_table`). Commands (Start All, train a coin, ...) are
 queued to the engine's thread and run there, so a slow stop never freezes the window.
+The engine also owns the hub's notifications (:class:`pt_notify_runtime.ProcessNotifier`): the
+supervisor's crash, restart and training events go there, and it follows the settings.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import Any
 import pt_config
 from pt_config_schema import Settings
 from pt_models import model_status
+from pt_notify_format import SECRET_NAMES, channels_with_secrets
+from pt_notify_runtime import ProcessNotifier
 from pt_replay import DemoClockState, read_clock, sim_time
 from pt_secrets_keysource import SecretsError
 from pt_secrets_vault import VAULT_NAME, read_header
@@ -62,6 +66,8 @@ class HubStatus:
     trader: dict[str, Any] | None  # the trader_status/1 data, None before the first tick
     message: str = ""  # the answer to the last command ("" when it worked)
     key_source: str | None = None  # how the stored keys are locked ("passphrase", ...); None: none
+    stored_secrets: tuple[str, ...] = ()  # the names in the secrets file (no values)
+    notify_problems: tuple[str, ...] = ()  # enabled channels that cannot send, and why
 
     @property
     def all_trained(self) -> bool:
@@ -130,8 +136,10 @@ class HubEngine:
         *,
         wall: Callable[[], float] = time.time,
         poll_seconds: float = POLL_SECONDS,
+        notifier: ProcessNotifier | None = None,
     ) -> None:
         self.layout, self.supervisor = layout, supervisor
+        self.notifier = notifier
         self._wall, self._poll_seconds = wall, poll_seconds
         self._commands: queue.Queue[Command | None] = queue.Queue()
         self.statuses: queue.Queue[HubStatus] = queue.Queue(maxsize=1)
@@ -139,7 +147,7 @@ class HubEngine:
         self._watcher = pt_config.SettingsWatcher(layout.settings_file)
         self._trader_reader = StateReader(layout.trader_status_file, TRADER_SCHEMA)
         self._message = ""
-        self._vault: tuple[StatKey | None, str | None] = (None, None)
+        self._vault: tuple[StatKey | None, str | None, tuple[str, ...]] = (None, None, ())
         self.latest: HubStatus | None = None
 
     def start(self) -> HubEngine:
@@ -150,6 +158,10 @@ class HubEngine:
         self._commands.put(command)
 
     def start_all(self, passphrase: str | None = None) -> None:
+        """Start All; ``passphrase`` (of the secrets file) also opens the hub's own
+        notification secrets."""
+        if self.notifier is not None:
+            self.notifier.unlock(passphrase)
         self.submit(lambda s: s.start_all(passphrase))
 
     def stop_all(self) -> None:
@@ -185,6 +197,8 @@ class HubEngine:
                 self._publish(self.collect())
         finally:
             self.supervisor.shutdown()
+            if self.notifier is not None:
+                self.notifier.close()
 
     def _run_commands(self, deadline: float) -> bool:
         """Run queued commands until the poll is due; False once closing was asked for."""
@@ -206,6 +220,8 @@ class HubEngine:
         """Poll the supervisor and read what the hub shows (on the engine's thread)."""
         snapshot = self.supervisor.poll()
         settings = self._watcher.reload()  # a stat per poll; a bad edit keeps the last good
+        if self.notifier is not None:
+            self.notifier.update(settings)
         wall = self._wall()
         clock = read_clock(self.layout) if settings.mode is Mode.DEMO else None
         sim_now = sim_time(clock, wall) if clock is not None else None
@@ -222,11 +238,13 @@ class HubEngine:
             read_signals(self.layout),
             trader,
             self._message,
-            self._key_source(),
+            *self._vault_header(),
+            self.notifier.problems if self.notifier is not None else (),
         )
 
-    def _key_source(self) -> str | None:
-        """How the vault is locked, read again only when the file changed (a stat per poll)."""
+    def _vault_header(self) -> tuple[str | None, tuple[str, ...]]:
+        """How the vault is locked and what it holds, read again only when the file changed
+        (a stat per poll)."""
         stamp = stat_key(self.layout.secrets_dir / VAULT_NAME)
         if stamp != self._vault[0]:
             try:
@@ -234,14 +252,39 @@ class HubEngine:
             except SecretsError as exc:
                 log.warning("stored keys unreadable: %s", exc)
                 header = None
-            self._vault = (stamp, header.key_source if header else None)
-        return self._vault[1]
+            names = header.names if header else ()
+            self._vault = (stamp, header.key_source if header else None, names)
+        return self._vault[1], self._vault[2]
 
     def _publish(self, status: HubStatus) -> None:
         self.latest = status
         with contextlib.suppress(queue.Empty):
             self.statuses.get_nowait()
         self.statuses.put_nowait(status)
+
+
+def passphrase_reason(settings: Settings, key_source: str | None, stored: tuple[str, ...]) -> str:
+    """What Start All needs the passphrase of the secrets file for ("" when nothing): live
+    trading (the keys), or the notification channels whose secrets are stored in it."""
+    if key_source != "passphrase":
+        return ""
+    if settings.mode is Mode.LIVE:
+        return "live trading"
+    cfg = settings.notifications
+    if settings.mode is Mode.DEMO and not cfg.send_in_demo:
+        return ""
+    wanted = [c for c in channels_with_secrets(cfg) if SECRET_NAMES[c] in stored]
+    return f"notifications by {', '.join(wanted)}" if wanted else ""
+
+
+def hub_engine(
+    layout: DataLayout, make_supervisor: Callable[..., Supervisor] = Supervisor, **kw: Any
+) -> HubEngine:
+    """The hub's engine with its notifications: the supervisor's events go to the channels,
+    and CRITICAL log records of the hub too. Not started."""
+    notifier = ProcessNotifier(layout, "hub").install()
+    supervisor = make_supervisor(layout, notify=notifier.notify, **kw)
+    return HubEngine(layout, supervisor, notifier=notifier)
 
 
 def status_table(status: HubStatus) -> str:

@@ -32,12 +32,14 @@ from pt_config_schema import NotificationSettings
 from pt_notify_channels import DiscordNotifier, EmailNotifier, TelegramNotifier, WebhookNotifier
 from pt_notify_format import (
     SECRET_NAMES,
+    SECRET_WHAT,
     ChannelError,
     EventKind,
     Level,
     Notification,
     TokenBucket,
     digest,
+    secret_missing_text,
 )
 
 log = logging.getLogger(__name__)
@@ -241,10 +243,15 @@ ALWAYS = frozenset({EventKind.LOG, EventKind.TEST, EventKind.DIGEST})
 
 
 def from_settings(
-    cfg: NotificationSettings, secrets: Mapping[str, str | None], **worker_kw: Any
+    cfg: NotificationSettings,
+    secrets: Mapping[str, str | None],
+    *,
+    locked: str = "",
+    **worker_kw: Any,
 ) -> tuple[NotificationManager, list[str]]:
-    """The manager for the enabled channels, and why any enabled one was left out (a secret
-    that was never stored): the bot runs without it and says so."""
+    """The manager for the enabled channels, and why any enabled one was left out: its secret
+    was never stored, or (``locked``) the vault could not be opened. The bot runs without it
+    and says so."""
     kinds = frozenset(EventKind(e) for e in cfg.events) | ALWAYS
     channels: list[tuple[Channel, Policy]] = []
     problems: list[str] = []
@@ -257,22 +264,23 @@ def from_settings(
             burst=getattr(cfg, f"{prefix}_burst"),
         )
 
-    def secret(channel: str, what: str) -> str | None:
+    def secret(channel: str) -> str | None:
         value = secrets.get(SECRET_NAMES[channel])
         if not value:
             problems.append(
-                f"{channel} is on but its {what} is not stored: "
-                f"python pt_secrets.py set-notify {channel}"
+                f"{channel} is on but its {SECRET_WHAT[channel]} cannot be read: {locked}"
+                if locked
+                else secret_missing_text(channel)
             )
         return value or None
 
-    if cfg.email_enabled and (password := secret("email", "password")):
+    if cfg.email_enabled and (password := secret("email")):
         email = EmailNotifier(cfg.email_user, password, cfg.email_to, host=cfg.email_host,
                               port=cfg.email_port, security=cfg.email_security)  # fmt: skip
         channels.append((email, policy("email")))
-    if cfg.discord_enabled and (url := secret("discord", "webhook URL")):
+    if cfg.discord_enabled and (url := secret("discord")):
         channels.append((DiscordNotifier(url), policy("discord")))
-    if cfg.telegram_enabled and (token := secret("telegram", "bot token")):
+    if cfg.telegram_enabled and (token := secret("telegram")):
         bot = TelegramNotifier(token, cfg.telegram_chat_id, api_url=cfg.telegram_api_url)
         channels.append((bot, policy("telegram")))
     if cfg.webhook_enabled:

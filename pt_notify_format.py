@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import IntEnum, StrEnum
 from typing import Any
 
+from pt_config_schema import NotificationSettings
 from pt_format import price_text
 
 APP = "PowerTrader AI"
@@ -40,6 +41,28 @@ _SECRET_FORMS = {
     ),
     "email": (re.compile(r"^\S.*$"), "the password is empty"),
 }
+
+
+def channels_with_secrets(cfg: NotificationSettings) -> tuple[str, ...]:
+    """The enabled channels that need a stored secret (email, Discord, Telegram)."""
+    return tuple(c for c in SECRET_NAMES if getattr(cfg, f"{c}_enabled"))
+
+
+def secret_missing_text(channel: str) -> str:
+    return (
+        f"{channel} is on but its {SECRET_WHAT[channel]} is not stored: add it with "
+        f"Settings → Notifications → Secrets…, or python pt_secrets.py set-notify {channel}"
+    )
+
+
+def missing_secrets(cfg: NotificationSettings, stored: Collection[str]) -> dict[str, str]:
+    """``<channel>_enabled`` → why that channel cannot be on: its secret was never stored.
+    ``stored``: the vault's secret names (its header; no key needed)."""
+    return {
+        f"{c}_enabled": secret_missing_text(c)
+        for c in channels_with_secrets(cfg)
+        if SECRET_NAMES[c] not in stored
+    }
 
 
 def secret_problem(channel: str, value: str) -> str:

@@ -1,8 +1,10 @@
 """How a worker process (thinker, trader) starts and stops: one place for the start-up steps.
 
 Data folder, settings (watched for hot reload), logging as the settings say, the single-instance
-lock, and SIGTERM as a clean exit, with the exit codes the hub's supervisor relies on:
-0 stopped, 1 another instance already runs for this data folder, 2 cannot start.
+lock, the process's notifications (:class:`pt_notify_runtime.ProcessNotifier`, also the
+CRITICAL-log hook), and SIGTERM as a clean exit, with the exit codes the hub's supervisor relies
+on: 0 stopped, 1 another instance already runs for this data folder, 2 cannot start. A crash
+(an exception out of the body) is logged CRITICAL, so it is also notified, before it propagates.
 """
 
 from __future__ import annotations
@@ -16,21 +18,25 @@ from types import FrameType
 from pt_config import SettingsError, SettingsWatcher
 from pt_locks import SingleInstanceLock
 from pt_logging import setup_logging
+from pt_notify_runtime import ProcessNotifier
 from pt_state import AlreadyRunningError, DataDirError, DataLayout, resolve_data_dir
 
 log = logging.getLogger(__name__)
 
 EXIT_STOPPED, EXIT_ALREADY_RUNNING, EXIT_CANNOT_START = 0, 1, 2
 
-Body = Callable[[DataLayout, SettingsWatcher], int]
+Body = Callable[[DataLayout, SettingsWatcher, ProcessNotifier], int]
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(EXIT_STOPPED)  # unwinds through the body's finally blocks
 
 
-def run_process(proc: str, data_dir: str | None, body: Body) -> int:
-    """Set the process up, run ``body(layout, watcher)``, and always release the lock."""
+def run_process(
+    proc: str, data_dir: str | None, body: Body, *, passphrase: str | None = None
+) -> int:
+    """Set the process up, run ``body(layout, watcher, notifier)``, and always release the
+    lock and send what is queued. ``passphrase``: of the secrets file, when the hub gave it."""
     try:
         layout = DataLayout(resolve_data_dir(data_dir)).ensure()
         watcher = SettingsWatcher(layout.settings_file)
@@ -54,11 +60,17 @@ def run_process(proc: str, data_dir: str | None, body: Body) -> int:
         return EXIT_ALREADY_RUNNING
     signal.signal(signal.SIGTERM, _terminate)
     log.info("%s started for %s in %s mode", proc, layout.root, watcher.current.mode.value)
+    notifier = ProcessNotifier(layout, proc, passphrase=passphrase).install()
     try:
-        return body(layout, watcher)
+        notifier.update(watcher.current)
+        return body(layout, watcher, notifier)
     except KeyboardInterrupt:
         return EXIT_STOPPED
     except SystemExit as exc:
         return int(exc.code or 0)
+    except Exception as exc:
+        log.critical("%s crashed: %s: %s", proc, type(exc).__name__, exc, exc_info=True)
+        raise
     finally:
+        notifier.close()
         lock.release()

@@ -13,6 +13,8 @@ No Tk here: the hub drives a :class:`Supervisor` from a background thread and sh
   restarted: doing the same again would fail the same way.
 - Start All starts the thinker, waits until its signals say READY, then starts the trader (the
   original's flow). Trainers run once and are not restarted.
+- Each crash, restart, give-up and finished training is handed to ``notify`` as a
+  :class:`pt_notify_format.Notification` (the hub sends it to the user's channels).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import IO
 
 from pt_config import load
 from pt_models import model_status
+from pt_notify_format import Notification, training_finished, worker_event
 from pt_replay import read_clock, sim_time
 from pt_signals import Stage
 from pt_state import DataLayout, heartbeat_age, read_heartbeat, write_control
@@ -62,13 +65,19 @@ class WorkerSpec:
     stdin: str | None = field(default=None, repr=False)
 
 
-def thinker_spec() -> WorkerSpec:
-    """A thinker step can take a while (a first candle download): stale after 90 s."""
-    return WorkerSpec("thinker", "pt_thinker.py", beat_interval=30.0)
+def _passphrase_args(passphrase: str | None) -> tuple[str, ...]:
+    return ("--passphrase-stdin",) if passphrase is not None else ()
+
+
+def thinker_spec(passphrase: str | None = None) -> WorkerSpec:
+    """A thinker step can take a while (a first candle download): stale after 90 s. The
+    passphrase (of the secrets file) opens its notification secrets."""
+    args = _passphrase_args(passphrase)
+    return WorkerSpec("thinker", "pt_thinker.py", args, beat_interval=30.0, stdin=passphrase)
 
 
 def trader_spec(passphrase: str | None = None) -> WorkerSpec:
-    args = ("--passphrase-stdin",) if passphrase is not None else ()
+    args = _passphrase_args(passphrase)
     return WorkerSpec("trader", "pt_trader.py", args, beat_interval=20.0, stdin=passphrase)
 
 
@@ -114,8 +123,9 @@ class Supervisor:
         wall: Clock = time.time,
         stop_grace: float = 10.0,
         term_grace: float = 5.0,
-        thinker: WorkerSpec | None = None,
+        thinker: Callable[[str | None], WorkerSpec] = thinker_spec,
         trader: Callable[[str | None], WorkerSpec] = trader_spec,
+        notify: Callable[[Notification], None] = lambda n: None,
     ) -> None:
         self.layout = layout
         self._python, self._scripts = python, scripts
@@ -125,7 +135,7 @@ class Supervisor:
         self._workers: dict[str, _Worker] = {}
         self._start_all = "idle"
         self._detail = ""
-        self._thinker = thinker or thinker_spec()
+        self._make_thinker, self._notify = thinker, notify
         self._make_trader = trader
         self._trader_spec = trader(None)
         self._thinker_started_wall = 0.0
@@ -165,7 +175,7 @@ class Supervisor:
         self._trader_spec = self._make_trader(passphrase)
         self._start_all = "waiting_for_thinker"
         self._detail = "starting the thinker; the trader starts when it is ready"
-        self.start(self._thinker)
+        self.start(self._make_thinker(passphrase))
         self._thinker_started_wall = self._wall()
         return ""
 
@@ -256,6 +266,7 @@ class Supervisor:
         if worker.restart_at is not None:
             if now >= worker.restart_at:
                 self._launch(worker)
+                self._event(worker, worker.detail, restarted=True)
             return
         proc = worker.proc
         if proc is None:
@@ -288,16 +299,19 @@ class Supervisor:
             worker.state = WorkerState.STOPPED
             worker.detail = "finished" if code == 0 else f"exited with code {code}: {tail}"
             log.info("%s ended with code %s", name, code)
+            self._ended(worker, code, now)
             return
         if code in (0, EXIT_ALREADY_RUNNING, EXIT_CANNOT_START):
             worker.state = WorkerState.STOPPED if code == 0 else WorkerState.GAVE_UP
             worker.detail = "stopped" if code == 0 else f"cannot run (code {code}): {tail}"
             log.log(logging.INFO if code == 0 else logging.ERROR, "%s: %s", name, worker.detail)
+            if code != 0:
+                self._event(worker, worker.detail, gave_up=True)
             self._worker_gone(name)
             return
         log.warning("%s died with code %s: %s", name, code, tail)
         worker.state = WorkerState.CRASHED
-        self._schedule_restart(worker, now, f"died with code {code}")
+        self._schedule_restart(worker, now, f"died with code {code}: {tail}".rstrip(": "))
 
     def _schedule_restart(self, worker: _Worker, now: float, why: str) -> None:
         while worker.restarts and now - worker.restarts[0] > RESTART_WINDOW:
@@ -309,12 +323,31 @@ class Supervisor:
                 f"minutes: see logs/{worker.spec.name}.out"
             )
             log.error("%s: %s", worker.spec.name, worker.detail)
+            self._event(worker, worker.detail, gave_up=True)
             self._worker_gone(worker.spec.name)
             return
         delay = BACKOFF[min(len(worker.restarts), len(BACKOFF) - 1)]
         worker.restarts.append(now)
         worker.restart_at = now + delay
         worker.detail = f"{why}; restart {len(worker.restarts)} in {delay:g} s"
+        self._event(worker, worker.detail)
+
+    def _event(
+        self, worker: _Worker, detail: str, *, restarted: bool = False, gave_up: bool = False
+    ) -> None:
+        n = worker_event(worker.spec.name, detail, restarted=restarted, gave_up=gave_up,
+                         at=self._wall())  # fmt: skip
+        self._notify(n)
+
+    def _ended(self, worker: _Worker, code: int, now: float) -> None:
+        """A one-off worker (a trainer) finished: training finished, or it failed."""
+        if code != 0:
+            self._event(worker, worker.detail)
+            return
+        minutes = (now - worker.started_at) / 60
+        coin = worker.spec.args[0] if worker.spec.args else worker.spec.name
+        detail = f"finished in {minutes:.1f} min; the model is ready"
+        self._notify(training_finished(coin, detail, at=self._wall()))
 
     def _worker_gone(self, name: str) -> None:
         if name == "thinker" and self._start_all == "waiting_for_thinker":

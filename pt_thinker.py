@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from pt_models import (
     model_status,
     save_learned,
 )
+from pt_notify_runtime import ProcessNotifier
 from pt_patterns import Memory, PatternConfig
 from pt_process import run_process
 from pt_replay import DemoClockError, SimClock
@@ -282,9 +284,11 @@ class Runner:
         wall: Clock = time.time,
         sleep: Callable[[float], None] = time.sleep,
         build: Callable[[Settings, DataLayout], Market] = build_market,
+        notifier: ProcessNotifier | None = None,
     ) -> None:
         self.layout = layout
         self.watcher = watcher
+        self.notifier = notifier
         self._wall, self._sleep, self._build = wall, sleep, build
         self._writer = StateWriter(layout.signals_file, SIGNALS_SCHEMA, clock=wall)
         self.thinker: Thinker | None = None
@@ -316,6 +320,8 @@ class Runner:
 
     def loop(self) -> Settings:
         settings = self.watcher.reload()
+        if self.notifier is not None:
+            self.notifier.update(settings)
         key = (settings.mode, settings.demo.spread_pct, settings.exchanges)
         if key != self._market_key or self.thinker is None:
             if self.thinker is not None:
@@ -375,10 +381,19 @@ def main(argv: list[str] | None = None) -> int:
         "--data-dir", help="data folder (default: $POWERTRADER_HOME or ./user_data)"
     )
     parser.add_argument("--once", action="store_true", help="run one loop, then exit")
-    args = parser.parse_args(argv)
-    return run_process(
-        PROC, args.data_dir, lambda layout, watcher: Runner(layout, watcher).run(once=args.once)
+    parser.add_argument(
+        "--passphrase-stdin",
+        action="store_true",
+        help="read the passphrase of the stored secrets (notifications) from the first line "
+        "of stdin",
     )
+    args = parser.parse_args(argv)
+    passphrase = sys.stdin.readline().rstrip("\r\n") if args.passphrase_stdin else None
+
+    def body(layout: DataLayout, watcher: SettingsWatcher, notifier: ProcessNotifier) -> int:
+        return Runner(layout, watcher, notifier=notifier).run(once=args.once)
+
+    return run_process(PROC, args.data_dir, body, passphrase=passphrase)
 
 
 if __name__ == "__main__":

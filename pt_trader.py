@@ -29,6 +29,7 @@ from pt_config import SettingsWatcher
 from pt_config_schema import Settings
 from pt_errors import PowerTraderError
 from pt_journal import TradeJournal
+from pt_notify_runtime import ProcessNotifier
 from pt_process import run_process
 from pt_replay import DemoClockError, SimClock
 from pt_robinhood import RobinhoodClient
@@ -44,7 +45,7 @@ from pt_strategy import StrategyConfig, buy_pnl_pct, sell_pnl_pct
 from pt_strategy_display import dca_line
 from pt_thinker import read_signals
 from pt_thinker_exchanges import MarketData, build_market
-from pt_trader_core import TickResult, Trader
+from pt_trader_core import TickResult, Trader, no_notify
 from pt_types import ControlCommand, Mode
 
 log = logging.getLogger(__name__)
@@ -183,9 +184,11 @@ class Runner:
         wall: Clock = time.time,
         sleep: Callable[[float], None] = time.sleep,
         passphrase: str | None = None,
+        notifier: ProcessNotifier | None = None,
     ) -> None:
         self.layout, self.watcher = layout, watcher
         self._passphrase = passphrase
+        self.notifier = notifier
         self._wall, self._sleep = wall, sleep
         self.mode = watcher.current.mode
         self._status = StateWriter(layout.trader_status_file, STATUS_SCHEMA, clock=wall)
@@ -218,6 +221,7 @@ class Runner:
             time_scale=scale,
             crash_hook=crash_hook_from_env(),
             reference=reference,
+            notify=self.notifier.notify if self.notifier is not None else no_notify,
         )
         for line in trader.reconcile():  # before anything else
             log.info("reconciled %s", line)
@@ -239,6 +243,8 @@ class Runner:
 
     def step(self, *, paused: bool) -> str:
         settings = self.watcher.reload()
+        if self.notifier is not None:
+            self.notifier.update(settings)
         if settings.mode is not self.mode:
             log.warning("mode changed to %s: restart the trader to use it", settings.mode.value)
         try:
@@ -267,15 +273,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--passphrase-stdin",
         action="store_true",
-        help="live mode: read the passphrase of the stored keys from the first line of stdin",
+        help="read the passphrase of the stored secrets (live keys, notification secrets) from "
+        "the first line of stdin",
     )
     args = parser.parse_args(argv)
     passphrase = sys.stdin.readline().rstrip("\r\n") if args.passphrase_stdin else None
 
-    def body(layout: DataLayout, watcher: SettingsWatcher) -> int:
-        return Runner(layout, watcher, passphrase=passphrase).run(once=args.once)
+    def body(layout: DataLayout, watcher: SettingsWatcher, notifier: ProcessNotifier) -> int:
+        runner = Runner(layout, watcher, passphrase=passphrase, notifier=notifier)
+        return runner.run(once=args.once)
 
-    return run_process(PROC, args.data_dir, body)
+    return run_process(PROC, args.data_dir, body, passphrase=passphrase)
 
 
 if __name__ == "__main__":

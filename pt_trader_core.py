@@ -21,7 +21,8 @@ from pt_broker import Broker, BrokerAccount, OrderReport
 from pt_config_schema import Settings
 from pt_errors import ExchangeAuthError, PowerTraderError
 from pt_journal import TradeJournal
-from pt_journal_schema import ALLOWED_NEXT, JournalError, OrderState, TradeRecord
+from pt_journal_schema import ALLOWED_NEXT, JournalError, OrderRecord, OrderState, TradeRecord
+from pt_notify_format import Notification, dca, trade_closed, trade_opened
 from pt_signals import SignalsSnapshot
 from pt_strategy import (
     Account,
@@ -32,7 +33,7 @@ from pt_strategy import (
     TrailingState,
     decide_all,
 )
-from pt_types import OrderTag, Signal
+from pt_types import OrderTag, Side, Signal
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,29 @@ CHECK_KEYS = "check your keys"
 
 def _no_crash(point: str) -> None:
     """The default crash hook: does nothing (pt_trader installs a test-only one)."""
+
+
+def no_notify(n: Notification) -> None:
+    """The default notification sink: sends nothing (pt_trader passes its channels')."""
+
+
+def fill_notification(order: OrderRecord, trade: TradeRecord | None) -> Notification | None:
+    """What to tell the user about an order that just finished with fills: a trade opened, a
+    DCA, or a trade closed with its PnL, each with the decision's reason. None for a sell that
+    left the trade open (a partial fill that ended; the next tick decides again)."""
+    price = order.avg_price
+    if price is None:
+        return None
+    coin, qty, mode, at = order.coin, order.filled_quantity, order.mode.value, order.updated_at
+    if order.side is Side.BUY:
+        if order.tag is OrderTag.DCA:
+            stage = trade.dca_count if trade is not None else 0
+            return dca(coin, qty, price, stage, reason=order.reason, mode=mode, at=at)
+        return trade_opened(coin, qty, price, reason=order.reason, mode=mode, at=at)
+    if trade is None or trade.is_open:
+        return None
+    return trade_closed(coin, qty, price, trade.realized_pnl_usd, trade.realized_pnl_pct,
+                        reason=order.reason or trade.exit_reason, mode=mode, at=at)  # fmt: skip
 
 
 def trailing_to_json(state: TrailingState | None) -> dict[str, Any] | None:
@@ -108,7 +132,8 @@ class Trader:
     ``crash_hook`` is called at each step of an order's life, so a test can stop the process
     at exactly that point (tests/test_trader_crash.py kills the process there). ``reference``
     gives a coin's median price at the other venues (live mode: the broker's price is checked
-    against it); when it fails, that coin is not traded."""
+    against it); when it fails, that coin is not traded. ``notify`` gets a notification for
+    every order that finishes with fills (:func:`fill_notification`); it must not block."""
 
     def __init__(
         self,
@@ -126,6 +151,7 @@ class Trader:
         auth_backoff_s: float = 60.0,
         crash_hook: Callable[[str], None] = _no_crash,
         reference: Callable[[str], float] | None = None,
+        notify: Callable[[Notification], None] = no_notify,
     ) -> None:
         self.broker, self.journal = broker, journal
         self._signals, self._clock, self._settings = signals, clock, settings
@@ -136,6 +162,7 @@ class Trader:
         self.auth_backoff_s = auth_backoff_s
         self._crash = crash_hook
         self._reference = reference
+        self._notify = notify
         self._cooldown: dict[str, tuple[float, str]] = {}  # coin -> (wall until, why)
         self._auth_until = -math.inf
         self.auth_problem = ""
@@ -194,7 +221,18 @@ class Trader:
                 self.journal.mark_order_state(cid, target, detail=report.message)
             final = self.journal.order(cid)
         assert final is not None
+        if final.state.finished and not record.state.finished and final.filled_quantity > 0:
+            self._announce(final)
         return final.state
+
+    def _announce(self, order: OrderRecord) -> None:
+        """Notify a finished order; a failure here must never stop the trade being recorded."""
+        try:
+            n = fill_notification(order, self.journal.trade(order.trade_group_id))
+            if n is not None:
+                self._notify(n)
+        except Exception:
+            log.exception("notification for order %s failed", order.client_order_id)
 
     # -- one tick ------------------------------------------------------------------------------
 
@@ -267,9 +305,11 @@ class Trader:
         return result
 
     def _auth_failed(self, now: float, wall: float, exc: Exception) -> TickResult:
+        first = not self.auth_problem  # CRITICAL (notified) once, not at every retry
         self.auth_problem = f"the broker refused the credentials ({exc})"
         self._auth_until = wall + self.auth_backoff_s
-        log.error("%s: trading stopped, %s", self.auth_problem, CHECK_KEYS)
+        level = logging.CRITICAL if first else logging.ERROR
+        log.log(level, "%s: trading stopped, %s", self.auth_problem, CHECK_KEYS)
         return self._done(TickResult(now, None, (), f"{self.auth_problem}: {CHECK_KEYS}"))
 
     def _signal_age_limit(self, settings: Settings) -> float:

@@ -43,7 +43,7 @@ def open_hub(sup: Supervisor, layout: DataLayout, answers: list[str | None]) -> 
     """The window, whose passphrase question gives the next of ``answers``."""
     root = tk.Tk()
     window = HubWindow(root, layout, HubEngine(layout, sup).start(), first_run=False,
-                       ask_passphrase=lambda _parent: answers.pop(0))  # fmt: skip
+                       ask_passphrase=lambda _parent, _why: answers.pop(0))  # fmt: skip
     wait(window, lambda: window.status is not None, "the first status")
     return window
 

@@ -380,8 +380,8 @@ def test_from_settings_builds_the_enabled_channels_and_names_missing_secrets(
         secrets = {"notify.telegram.token": tg.TOKEN, "notify.discord.url": None}
         manager, problems = from_settings(cfg, secrets)
         assert problems == [
-            "discord is on but its webhook URL is not stored: "
-            "python pt_secrets.py set-notify discord"
+            "discord is on but its webhook URL is not stored: add it with Settings → "
+            "Notifications → Secrets…, or python pt_secrets.py set-notify discord"
         ]
         assert [w.channel.name for w in manager.workers] == ["telegram", "webhook"]
         manager.notify(opened())  # trade_opened is switched off

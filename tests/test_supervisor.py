@@ -14,6 +14,7 @@ import pt_supervisor
 from pt_config import parse, save
 from pt_models import save_model
 from pt_state import DataLayout, read_control
+from pt_notify_format import EventKind, Level, Notification
 from pt_supervisor import Supervisor, SupervisorSnapshot, WorkerSpec
 from pt_types import ControlCommand, WorkerState
 from tests.test_thinker import tiny_model
@@ -35,13 +36,23 @@ def layout(tmp_path: Path) -> DataLayout:
 
 
 @pytest.fixture
-def sup(layout: DataLayout, tmp_path: Path) -> Iterator[Supervisor]:
-    supervisor = dummy_supervisor(layout, tmp_path)
+def events() -> list[Notification]:
+    """What the supervisor handed to its ``notify`` (the hub sends these to the channels)."""
+    return []
+
+
+@pytest.fixture
+def sup(layout: DataLayout, tmp_path: Path, events: list[Notification]) -> Iterator[Supervisor]:
+    supervisor = dummy_supervisor(layout, tmp_path, notify=events.append)
     yield supervisor
     supervisor.shutdown()
 
 
-def dummy_supervisor(layout: DataLayout, tmp_path: Path) -> Supervisor:
+def dummy_supervisor(
+    layout: DataLayout,
+    tmp_path: Path,
+    notify: Callable[[Notification], None] = lambda n: None,
+) -> Supervisor:
     """A real supervisor whose thinker, trader and trainers are tests/dummy_worker.py."""
     scripts = tmp_path / "scripts"
     scripts.mkdir()
@@ -49,9 +60,12 @@ def dummy_supervisor(layout: DataLayout, tmp_path: Path) -> Supervisor:
         shutil.copy(DUMMY, scripts / f"pt_{name}.py")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
-    def trader(passphrase: str | None) -> WorkerSpec:
-        args = ("--passphrase-stdin",) if passphrase is not None else ()
-        return spec("trader", args=args, stdin=passphrase)
+    def worker(name: str) -> Callable[[str | None], WorkerSpec]:
+        def make(passphrase: str | None) -> WorkerSpec:
+            args = ("--passphrase-stdin",) if passphrase is not None else ()
+            return spec(name, args=args, stdin=passphrase)
+
+        return make
 
     return Supervisor(
         layout,
@@ -59,8 +73,9 @@ def dummy_supervisor(layout: DataLayout, tmp_path: Path) -> Supervisor:
         env=env,
         stop_grace=2.0,
         term_grace=1.0,
-        thinker=spec("thinker"),
-        trader=trader,
+        thinker=worker("thinker"),
+        trader=worker("trader"),
+        notify=notify,
     )
 
 
@@ -108,7 +123,10 @@ def test_a_worker_runs_writes_its_output_to_a_file_and_stops_on_the_control_file
 
 
 def test_a_dead_worker_is_restarted_and_given_up_after_five_restarts(
-    sup: Supervisor, layout: DataLayout, monkeypatch: pytest.MonkeyPatch
+    sup: Supervisor,
+    layout: DataLayout,
+    monkeypatch: pytest.MonkeyPatch,
+    events: list[Notification],
 ) -> None:
     monkeypatch.setattr(pt_supervisor, "BACKOFF", (0.05,))
     sup.start(spec("thinker"))
@@ -118,13 +136,21 @@ def test_a_dead_worker_is_restarted_and_given_up_after_five_restarts(
     worker = snap.worker("thinker")
     assert worker is not None and worker.restarts == 5
     assert "died with code 3" in worker.detail and "gave up after 5 restarts" in worker.detail
+    assert [(n.kind, n.level) for n in events[-2:]] == [
+        (EventKind.WORKER_RESTARTED, Level.WARNING),  # the fifth restart
+        (EventKind.WORKER_CRASHED, Level.CRITICAL),  # then given up: CRITICAL, never dropped
+    ]
+    assert events[-1].title.startswith("thinker stopped for good: died with code 3")
+    assert sum(n.kind is EventKind.WORKER_CRASHED for n in events) == 6
     command(layout, "thinker", "beat")  # fixed: a manual start works again, counting anew
     sup.start(spec("thinker"))
     snap = wait_until(sup, lambda s: state(s, "thinker") is WorkerState.RUNNING)
     assert snap.worker("thinker").restarts == 0  # type: ignore[union-attr]
 
 
-def test_a_crash_is_restarted_after_a_backoff(sup: Supervisor, layout: DataLayout) -> None:
+def test_a_crash_is_restarted_after_a_backoff(
+    sup: Supervisor, layout: DataLayout, events: list[Notification]
+) -> None:
     sup.start(spec("thinker"))
     first = wait_until(sup, lambda s: state(s, "thinker") is WorkerState.RUNNING)
     command(layout, "thinker", "exit 9")
@@ -133,6 +159,11 @@ def test_a_crash_is_restarted_after_a_backoff(sup: Supervisor, layout: DataLayou
     command(layout, "thinker", "beat")
     again = wait_until(sup, lambda s: state(s, "thinker") is WorkerState.RUNNING)
     assert again.worker("thinker").pid != first.worker("thinker").pid  # type: ignore[union-attr]
+    crashed_n, restarted_n = events
+    assert (crashed_n.kind, crashed_n.level, crashed_n.title) == (
+        EventKind.WORKER_CRASHED, Level.ERROR, "thinker crashed")  # fmt: skip
+    assert "died with code 9" in crashed_n.body and "restart 1 in 1 s" in crashed_n.body
+    assert (restarted_n.kind, restarted_n.level) == (EventKind.WORKER_RESTARTED, Level.WARNING)
 
 
 def test_a_hung_worker_is_killed_and_restarted(sup: Supervisor, layout: DataLayout) -> None:
@@ -149,13 +180,18 @@ def test_a_hung_worker_is_killed_and_restarted(sup: Supervisor, layout: DataLayo
     assert again.worker("thinker").pid != old_pid  # type: ignore[union-attr]
 
 
-def test_a_worker_that_cannot_start_is_not_restarted(sup: Supervisor, layout: DataLayout) -> None:
+def test_a_worker_that_cannot_start_is_not_restarted(
+    sup: Supervisor, layout: DataLayout, events: list[Notification]
+) -> None:
     command(layout, "trader", "exit 2")
     sup.start(spec("trader"))
     snap = wait_until(sup, lambda s: state(s, "trader") is WorkerState.GAVE_UP)
     assert "cannot run (code 2)" in snap.worker("trader").detail  # type: ignore[union-attr]
     time.sleep(1.5)
     assert sup.poll().worker("trader").restarts == 0  # type: ignore[union-attr]
+    assert [(n.level, n.title[:32]) for n in events] == [
+        (Level.CRITICAL, "trader stopped for good: cannot ")
+    ]
 
 
 def test_start_all_refuses_until_the_coins_are_trained(sup: Supervisor, layout: DataLayout) -> None:
@@ -179,8 +215,9 @@ def test_start_all_waits_for_the_thinker_then_starts_the_trader(
     command(layout, "thinker", "ready")
     snap = wait_until(sup, lambda s: state(s, "trader") is WorkerState.RUNNING)
     assert snap.start_all == "running"
-    # The passphrase went to the trader's standard input, not its command line.
+    # The passphrase went to both workers' standard input, not their command lines.
     assert (layout.root / "dummy-trader.stdin").read_text() == "secret passphrase\n"
+    assert (layout.root / "dummy-thinker.stdin").read_text() == "secret passphrase\n"
     sup.stop_all()
     snap = sup.snapshot()
     assert state(snap, "trader") is WorkerState.STOPPED
@@ -188,12 +225,21 @@ def test_start_all_waits_for_the_thinker_then_starts_the_trader(
 
 
 def test_a_trainer_runs_once_and_shutdown_stops_every_child(
-    sup: Supervisor, layout: DataLayout
+    sup: Supervisor, layout: DataLayout, events: list[Notification]
 ) -> None:
     command(layout, "trainer-ETH", "exit 0")
     sup.start(spec("trainer-ETH", args=("ETH",), restart=False))
     snap = wait_until(sup, lambda s: state(s, "trainer-ETH") is WorkerState.STOPPED)
     assert snap.worker("trainer-ETH").detail == "finished"  # type: ignore[union-attr]
+    (done,) = events
+    assert (done.kind, done.title) == (EventKind.TRAINING_FINISHED, "ETH: training finished")
+    command(layout, "trainer-XRP", "exit 1")
+    sup.start(spec("trainer-XRP", args=("XRP",), restart=False))
+    wait_until(sup, lambda s: state(s, "trainer-XRP") is WorkerState.STOPPED)
+    failed = events[-1]
+    assert (failed.kind, failed.level, failed.title) == (
+        EventKind.WORKER_CRASHED, Level.ERROR, "trainer-XRP crashed")  # fmt: skip
+    assert "exited with code 1" in failed.body
     sup.start(spec("trainer-BTC", args=("BTC",), restart=False))
     sup.start(spec("thinker"))
     snap = wait_until(
