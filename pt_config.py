@@ -409,6 +409,17 @@ def _settings_path(data_dir: str | None) -> Path:
     return DataLayout(resolve_data_dir(data_dir)).settings_file
 
 
+def _missing_secrets(path: Path, settings: Settings) -> dict[str, str]:
+    """Enabled notification channels whose secret was never stored (read from the secrets
+    file's header: no key needed, nothing decrypted)."""
+    from pt_notify_format import missing_secrets  # noqa: PLC0415  (CLI only)
+    from pt_secrets_vault import read_header  # noqa: PLC0415
+    from pt_state import DataLayout  # noqa: PLC0415
+
+    header = read_header(DataLayout(path.parent))
+    return missing_secrets(settings.notifications, header.names if header else ())
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python pt_config.py validate|show|get|set|import-gui-settings`` for the data folder."""
     import argparse  # noqa: PLC0415  (CLI only)
@@ -447,6 +458,11 @@ def _run_command(args: Any, path: Path, out: list[str]) -> int:
             return _set_one(path, args.key, _env_value(args.value), out)
         settings = load(path)
         if args.command == "validate":
+            missing = _missing_secrets(path, settings)
+            if missing:
+                out.append(f"{path}: the settings are valid, but:")
+                out += [f"  notifications.{key}: {why}" for key, why in missing.items()]
+                return 1
             out.append(
                 f"{path}: OK (mode {settings.mode.value}, coins {', '.join(settings.coins)})"
             )

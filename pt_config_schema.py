@@ -228,6 +228,12 @@ class NotificationSettings(_Section):
             )
         return events
 
+    @field_validator("telegram_chat_id", mode="before")
+    @classmethod
+    def _chat_id_text(cls, value: Any) -> Any:
+        """A numeric chat id may be given as a number (``pt_config.py set ... 12345``)."""
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
     @field_validator("email_to")
     @classmethod
     def _addresses(cls, to: tuple[str, ...]) -> tuple[str, ...]:

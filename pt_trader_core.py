@@ -193,7 +193,7 @@ class Trader:
                 continue
             if not report.terminal:
                 report = self.broker.wait(cid, self.wait_deadline_s)
-            state = self._record_report(cid, report)
+            state = self._settle(cid, report)
             log.info("order %s reconciled with the broker: %s", cid, state.value)
             done.append(f"{cid}: {state.value}")
         return tuple(done)
@@ -221,18 +221,21 @@ class Trader:
                 self.journal.mark_order_state(cid, target, detail=report.message)
             final = self.journal.order(cid)
         assert final is not None
-        if final.state.finished and not record.state.finished and final.filled_quantity > 0:
-            self._announce(final)
         return final.state
 
-    def _announce(self, order: OrderRecord) -> None:
-        """Notify a finished order; a failure here must never stop the trade being recorded."""
+    def _settle(self, cid: str, report: OrderReport) -> OrderState:
+        """Record the answer to an order that was unfinished until now, and notify the user
+        when it finished with fills (a failure to notify never stops the recording)."""
+        state = self._record_report(cid, report)
         try:
-            n = fill_notification(order, self.journal.trade(order.trade_group_id))
-            if n is not None:
-                self._notify(n)
+            order = self.journal.order(cid)
+            if order is not None and order.state.finished and order.filled_quantity > 0:
+                n = fill_notification(order, self.journal.trade(order.trade_group_id))
+                if n is not None:
+                    self._notify(n)
         except Exception:
-            log.exception("notification for order %s failed", order.client_order_id)
+            log.exception("notification for order %s failed", cid)
+        return state
 
     # -- one tick ------------------------------------------------------------------------------
 
@@ -404,7 +407,7 @@ class Trader:
             self._crash("after_submit")
             if not report.terminal and not report.rejected:
                 report = self.broker.wait(cid, self.wait_deadline_s)
-            self._record_report(cid, report)
+            self._settle(cid, report)
             self._crash("after_fill_record")
             reports.append(report)
             if report.rejected:

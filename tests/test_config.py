@@ -14,6 +14,9 @@ import pt_config
 import pt_config_legacy
 from pt_config import ConfigManager, SettingsError, SettingsWatcher
 from pt_config_schema import Settings
+from pt_secrets_keysource import PassphraseKeySource
+from pt_secrets_vault import SecretStore
+from pt_state import DataLayout
 from pt_types import Mode
 
 # The original hub's gui_settings.json as it wrote it (spec §4.2 defaults, one value changed).
@@ -448,6 +451,22 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 1 and "no such setting: nope" in out
     code, out = run_cli(tmp_path, "show", capsys=capsys)
     assert json.loads(out)["demo"]["speed"] == 120.0
+
+
+def test_cli_validate_names_an_enabled_channel_whose_secret_is_not_stored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_cli(tmp_path, "set", "notifications.telegram_chat_id", "12345", capsys=capsys)
+    run_cli(tmp_path, "set", "notifications.telegram_enabled", "true", capsys=capsys)
+    code, out = run_cli(tmp_path, "validate", capsys=capsys)
+    assert code == 1
+    assert "notifications.telegram_enabled: telegram is on but its bot token is not stored" in out
+    assert "python pt_secrets.py set-notify telegram" in out
+    layout = DataLayout(tmp_path)
+    store = SecretStore(layout, PassphraseKeySource("correct horse battery", n=2**14))
+    store.set("notify.telegram.token", "123456:" + "A" * 30)
+    code, out = run_cli(tmp_path, "validate", capsys=capsys)
+    assert code == 0 and ": OK (mode demo" in out
     original = tmp_path / "gui_settings.json"
     original.write_text(json.dumps(ORIGINAL_GUI_SETTINGS))
     code, out = run_cli(tmp_path, "import-gui-settings", str(original), capsys=capsys)

@@ -22,6 +22,7 @@ from pt_config_schema import Settings
 from pt_errors import ExchangeAuthError
 from pt_journal import TradeJournal
 from pt_journal_schema import OrderState, PaperWallet
+from pt_notify_format import EventKind, Notification
 from pt_replay import read_clock, sim_time, start_clock
 from pt_signals import (
     SIGNALS_SCHEMA,
@@ -96,7 +97,8 @@ def test_entry_dca_trailing_sell_reconcile_to_the_cent(world: World) -> None:
     world.levels = {"BTC": (3, 0), "ETH": (1, 0)}
     journal = world.journal()
     broker = world.paper(journal)
-    trader = world.trader(journal, broker)
+    sent: list[Notification] = []
+    trader = world.trader(journal, broker, notify=sent.append)
     assert trader.reconcile() == ()
 
     # Entry: 10 % of 10 000 = 1 000 USD at ask 100 -> 10 BTC, fee 1.00.
@@ -127,7 +129,7 @@ def test_entry_dca_trailing_sell_reconcile_to_the_cent(world: World) -> None:
     world.prices["BTC"] = (101.0, 101.0)
     journal = world.journal()
     broker = world.paper(journal)
-    trader = world.trader(journal, broker)
+    trader = world.trader(journal, broker, notify=sent.append)
     trader.reconcile()
     result = trader.tick()
     assert [r.state for r in result.orders] == [OrderState.FILLED]
@@ -141,6 +143,31 @@ def test_entry_dca_trailing_sell_reconcile_to_the_cent(world: World) -> None:
     closed = journal.trades(status="closed")
     assert len(closed) == 1 and round(closed[0].realized_pnl_usd, 2) == 84.03
     assert journal.equity_series()  # equity recorded each tick
+    # One notification per fill, each with the decision's reason; the close with its PnL.
+    assert [n.title for n in sent] == [
+        "BTC: trade opened (paper)",
+        "BTC: DCA stage 1 (paper)",
+        f"BTC: trade closed, gain $84.03 (+{closed[0].realized_pnl_pct:.2f}%) (paper)",
+    ]
+    orders = journal.orders()
+    assert [n.reason for n in sent] == [o.reason for o in orders] and all(o.reason for o in orders)
+    assert dict(sent[2].fields)["PnL"] == "$84.03" and sent[0].at == T0
+
+
+def test_a_failing_notification_never_stops_an_order_being_recorded(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    world.prices = {"BTC": (100.0, 100.0), "ETH": (50.0, 50.0)}
+    world.levels = {"BTC": (3, 0)}
+    journal = world.journal()
+
+    def broken(n: Notification) -> None:
+        raise RuntimeError("channel bug")
+
+    trader = world.trader(journal, world.paper(journal), notify=broken)
+    assert [r.state for r in trader.tick().orders] == [OrderState.FILLED]
+    assert journal.open_trade("BTC") is not None
+    assert "notification for order" in caplog.text and "channel bug" in caplog.text
 
 
 def test_a_cash_capped_entry_leaves_room_for_the_paper_fee(world: World) -> None:
@@ -293,9 +320,11 @@ def test_restart_records_fills_the_journal_missed_exactly_once(world: World) -> 
     broker = LedgerBroker(world.quote)
     cid = journal.record_intent(_entry())
     broker.submit(_entry(), cid)  # sent and filled, then the trader died
-    trader = world.trader(journal, broker)
+    sent: list[Notification] = []
+    trader = world.trader(journal, broker, notify=sent.append)
     assert trader.reconcile() == (f"{cid}: filled",)
     assert trader.reconcile() == ()  # nothing unfinished any more
+    assert [n.kind for n in sent] == [EventKind.TRADE_OPENED]  # found at restart: said once
     # Recorded twice (a second restart replays the same report): still one fill.
     trader._record_report(cid, broker.orders[cid])
     fills = journal.fills(client_order_id=cid)

@@ -3,7 +3,9 @@
 Two coins are replayed through three simulated weeks of a volatile stretch of the bundled history
 in under a minute. The run must produce entries, DCAs and trailing sells, the models (trained at
 the start) must still give signals at the end because the thinker keeps learning, and the
-journal's fills must reconcile to the cent with the paper wallet (issue 6, "Done when").
+journal's fills must reconcile to the cent with the paper wallet (issue 6, "Done when"). The
+trader's notifications go to a webhook receiver on 127.0.0.1: one message per filled order,
+saying what the journal says (issue 8).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pt_config
 from pt_broker import BrokerQuote
@@ -28,6 +31,7 @@ from pt_signals import Stage
 from pt_state import DataLayout, write_control
 from pt_thinker import read_signals
 from pt_types import ControlCommand, Mode, OrderTag, Side
+from tests.fake_notify import FakeReceiver
 
 ROOT = Path(__file__).resolve().parent.parent
 COINS = ("BTC", "ETH")
@@ -158,12 +162,18 @@ def test_demo_run_trades_and_the_journal_reconciles_with_the_paper_wallet(
     tmp_path: Path,
 ) -> None:
     layout = DataLayout(tmp_path).ensure()
-    pt_config.save(layout.settings_file, pt_config.parse(SETTINGS))
+    receiver = FakeReceiver().__enter__()
+    notify = {"send_in_demo": True, "webhook_enabled": True, "webhook_url": receiver.url,
+              "webhook_per_minute": 600, "webhook_burst": 100}  # fmt: skip
+    pt_config.save(layout.settings_file, pt_config.parse({**SETTINGS, "notifications": notify}))
     # The clock stands still while the models train and the processes warm up, so every run
     # trades the same stretch of history however slow this machine is.
     start_clock(layout, sim_start=SIM_START, speed=0)
     train(layout)
-    seen, stderr, stage, days = run_demo(layout)
+    try:
+        seen, stderr, stage, days = run_demo(layout)
+    finally:
+        receiver.__exit__(None, None, None)
 
     for name, text in stderr.items():
         assert "Traceback" not in text, f"{name}: {text}"
@@ -193,6 +203,8 @@ def test_demo_run_trades_and_the_journal_reconciles_with_the_paper_wallet(
     for coin in sorted(set(held) | set(wallet.holdings)):
         assert float(held.get(coin, Decimal(0))) == wallet.quantity(coin), coin
 
+    check_notifications(layout, receiver.received)
+
     # The paper broker's own check agrees (its journal opened only after both processes ended).
     journal = TradeJournal(layout.journal_db, mode=Mode.DEMO)
     try:
@@ -201,3 +213,27 @@ def test_demo_run_trades_and_the_journal_reconciles_with_the_paper_wallet(
         assert broker.wallet_problems() == ()
     finally:
         journal.close()
+
+
+def check_notifications(layout: DataLayout, received: list[dict[str, Any]]) -> None:
+    """One webhook message per filled order (the trader flushes its queue when it stops), each
+    with the order's reason; a closed trade's message carries the journal's PnL."""
+    with JournalReader.open_readonly(layout.journal_db, mode=Mode.DEMO) as reader:
+        orders = [o for o in reader.orders() if o.filled_quantity > 0 and o.state.finished]
+        closed = {t.trade_group_id: t for t in reader.trades(status="closed")}
+    kinds = {
+        OrderTag.ENTRY: "trade_opened",
+        OrderTag.DCA: "dca",
+        OrderTag.TRAIL_SELL: "trade_closed",
+    }
+    expected = [
+        (kinds[o.tag], o.coin, o.reason)
+        for o in orders
+        if o.tag is not OrderTag.TRAIL_SELL or o.trade_group_id in closed
+    ]
+    trades = [m for m in received if m["kind"] in kinds.values()]
+    got = [(m["kind"], str(m["title"]).split(":")[0], m["reason"]) for m in trades]
+    assert sorted(got) == sorted(expected), (len(got), len(expected))
+    assert all(m["title"].endswith("(demo)") for m in trades)
+    pnl = sorted(f"${t.realized_pnl_usd:,.2f}".replace("$-", "-$") for t in closed.values())
+    assert sorted(m["fields"]["PnL"] for m in trades if m["kind"] == "trade_closed") == pnl
