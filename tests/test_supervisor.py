@@ -13,8 +13,8 @@ import pytest
 import pt_supervisor
 from pt_config import parse, save
 from pt_models import save_model
-from pt_state import DataLayout, read_control
 from pt_notify_format import EventKind, Level, Notification
+from pt_state import DataLayout, read_control
 from pt_supervisor import Supervisor, SupervisorSnapshot, WorkerSpec
 from pt_types import ControlCommand, WorkerState
 from tests.test_thinker import tiny_model
