@@ -161,6 +161,9 @@ NOTIFY_EVENTS = (
 )  # fmt: skip
 NotifyLevel = Literal["INFO", "WARNING", "ERROR", "CRITICAL"]
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+HOST_RE = re.compile(r"^[A-Za-z0-9.-]+$")
+CHAT_RE = re.compile(r"^(-?\d+|@[A-Za-z0-9_]{5,})$")
+URL_RE = re.compile(r"^https?://[^\s/]+\S*$")
 
 
 def _rate(default: float) -> Any:
@@ -188,7 +191,7 @@ class NotificationSettings(_Section):
         False, description="demo mode sends too (its trades are simulated, hours per second)"
     )
     email_enabled: bool = Field(False, description="send email (Gmail needs an app password)")
-    email_host: str = Field("smtp.gmail.com", pattern=r"^[A-Za-z0-9.-]+$")
+    email_host: str = Field("smtp.gmail.com", description="the SMTP server's host name")
     email_port: int = Field(465, ge=1, le=65535)
     email_security: Literal["ssl", "starttls", "none"] = Field(
         "ssl", description="ssl (port 465), starttls (port 587) or none (local servers only)"
@@ -205,15 +208,13 @@ class NotificationSettings(_Section):
     discord_per_minute: float = _rate(20.0)
     discord_burst: int = _burst(5)
     telegram_enabled: bool = Field(False, description="message you through a Telegram bot")
-    telegram_chat_id: str = Field(
-        "", pattern=r"^(-?\d+|@[A-Za-z0-9_]{5,})?$", description="numeric id or @channelname"
-    )
-    telegram_api_url: str = Field("https://api.telegram.org", pattern=r"^https?://\S+$")
+    telegram_chat_id: str = Field("", description="numeric id or @channelname")
+    telegram_api_url: str = Field("https://api.telegram.org", description="the Bot API server")
     telegram_min_level: NotifyLevel = _level("INFO")
     telegram_per_minute: float = _rate(20.0)
     telegram_burst: int = _burst(5)
     webhook_enabled: bool = Field(False, description="POST JSON to a URL (Slack-compatible)")
-    webhook_url: str = Field("", pattern=r"^(https?://[^\s/]+\S*)?$", description="http(s) URL")
+    webhook_url: str = Field("", description="http(s) URL that takes a JSON POST")
     webhook_min_level: NotifyLevel = _level("INFO")
     webhook_per_minute: float = _rate(30.0)
     webhook_burst: int = _burst(5)
@@ -233,6 +234,30 @@ class NotificationSettings(_Section):
     def _chat_id_text(cls, value: Any) -> Any:
         """A numeric chat id may be given as a number (``pt_config.py set ... 12345``)."""
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("email_host")
+    @classmethod
+    def _host(cls, host: str) -> str:
+        if not HOST_RE.match(host):
+            raise ValueError(f"not a host name: {host!r} (e.g. smtp.gmail.com)")
+        return host
+
+    @field_validator("telegram_chat_id")
+    @classmethod
+    def _chat_id(cls, chat: str) -> str:
+        if chat and not CHAT_RE.match(chat):
+            raise ValueError(
+                f"not a chat id: {chat!r}; a number (e.g. 123456789 or -1001234567890 for a "
+                "group) or @channelname"
+            )
+        return chat
+
+    @field_validator("telegram_api_url", "webhook_url")
+    @classmethod
+    def _url(cls, url: str, info: ValidationInfo) -> str:
+        if (url or info.field_name == "telegram_api_url") and not URL_RE.match(url):
+            raise ValueError(f"not an http(s) URL: {url!r} (e.g. https://example.com/hook)")
+        return url
 
     @field_validator("email_to")
     @classmethod

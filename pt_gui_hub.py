@@ -13,7 +13,7 @@ import queue
 import time
 import tkinter as tk
 from collections.abc import Callable
-from tkinter import simpledialog, ttk
+from tkinter import ttk
 
 import pt_config
 from pt_analytics_dashboard import AnalyticsWidget, mode_clock
@@ -23,8 +23,9 @@ from pt_gui_hub_charts import ChartsNotebook
 from pt_gui_keywizard import KeyWizard
 from pt_gui_levels import LevelsPanel
 from pt_gui_logs import LogViewer
+from pt_gui_notify import PassphraseDialog, ask_passphrase
 from pt_gui_output import LiveOutput
-from pt_gui_settings import SettingsEditor
+from pt_gui_settings import Checks, SettingsEditor
 from pt_gui_theme import apply_theme
 from pt_gui_trades import AccountPanel, HistoryList, TradesFeed, TradesTable
 from pt_gui_trades_data import TradesLoader
@@ -51,19 +52,7 @@ GUIDE = (
 )
 
 
-PassphraseDialog = Callable[[tk.Misc, str], str | None]
 NO_KEYS = "LIVE mode needs Robinhood keys: Settings → Robinhood API keys… (nothing was started)."
-
-
-def ask_passphrase(parent: tk.Misc, why: str) -> str | None:
-    """The passphrase of the stored secrets, typed hidden; None when cancelled. ``why``: what
-    it opens (live trading, notifications by ...)."""
-    return simpledialog.askstring(
-        "Unlock the stored secrets",
-        f"Passphrase of the stored secrets (for {why}):",
-        show="•",
-        parent=parent,
-    )
 
 
 class HubWindow:
@@ -190,8 +179,9 @@ class HubWindow:
             self.tabs,
             layout=self.layout,
             account_value=self.account_value,
-            keys_configured=lambda: read_header(self.layout) is not None,
+            checks=Checks(keys=self._keys_stored, secrets=self._secrets_stored),
             open_key_wizard=self.open_key_wizard,
+            ask_passphrase=self._ask_passphrase,
         )
         self.tabs.add(self.settings_editor, text="SETTINGS")
 
@@ -242,6 +232,15 @@ class HubWindow:
         trader = self.status.trader if self.status else None
         value = ((trader or {}).get("account") or {}).get("total_value")
         return float(value) if isinstance(value, int | float) else None
+
+    def _keys_stored(self) -> bool:
+        """(Worker thread) a secrets file exists, so live mode can be saved."""
+        return read_header(self.layout) is not None
+
+    def _secrets_stored(self) -> tuple[str, ...]:
+        """(Worker thread) the names the secrets file holds."""
+        header = read_header(self.layout)
+        return header.names if header is not None else ()
 
     def open_key_wizard(self) -> None:
         """One wizard at a time (``self.wizard``): a second request brings it to the front."""

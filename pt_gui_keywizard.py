@@ -36,8 +36,8 @@ from pt_gui_keywizard_worker import (
     Vault,
     VaultMode,
     VaultState,
-    _run,
     api_key_problem,
+    run_wizard_job,
 )
 from pt_gui_theme import ACCENT, BG, NEGATIVE, PANEL, TEXT, WARNING, apply_theme, wrapping
 from pt_secrets import RobinhoodCredentials, SecretsError
@@ -145,7 +145,7 @@ class KeyWizard(tk.Toplevel):
         vault = Vault(layout, key_source_factory)  # only ever used on the worker thread
         # closing does not wait: a test still waiting on Robinhood ends on the worker by itself
         self._bg: Background[Job, Done] = Background(
-            self, lambda job: _run(vault, job), self._apply, name="keywizard-worker",
+            self, lambda job: run_wizard_job(vault, job), self._apply, name="keywizard-worker",
             join_timeout_s=0,
         )  # fmt: skip
         self._submit(Job("probe"))

@@ -10,12 +10,11 @@ without a window. Every text shown passes through :func:`pt_logging.redact`.
 from __future__ import annotations
 
 import logging
-import queue
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol, TypeVar
 
 import requests
 
@@ -262,10 +261,19 @@ def _dispatch(vault: Vault, job: Job) -> Done:
     return Done("import", True, Outcome(" ".join(lines), tone), creds=ps.load_robinhood(store))
 
 
-def _run(vault: Vault, job: Job) -> Done:
-    """One job; every failure becomes a message for the user, and the worker lives on."""
+class _Kinded(Protocol):
+    @property
+    def kind(self) -> str: ...
+
+
+J = TypeVar("J", bound=_Kinded)
+
+
+def run_vault_job(vault: Vault, job: J, dispatch: Callable[[Vault, J], Done]) -> Done:
+    """One job against the vault (the key wizard's, or the notification secrets'); every
+    failure becomes a message for the user, and the worker lives on."""
     try:
-        done = _dispatch(vault, job)
+        done = dispatch(vault, job)
     except _NeedPassphraseError as need:
         what = "Choose a passphrase (twice)" if need.new else "Enter the passphrase"
         done = Done(job.kind, False, Outcome(f"{what} at the top of the window first.", "warn"))
@@ -276,12 +284,11 @@ def _run(vault: Vault, job: Job) -> Done:
     except (SecretsError, ValueError) as exc:
         vault.forget(only_if_new=True)
         done = Done(job.kind, False, Outcome(pt_logging.redact(str(exc)), "error"))
-    except Exception as exc:  # a bug must not kill the worker and freeze the wizard's buttons
-        log.error("key wizard %s failed: %s", job.kind, pt_logging.redact(repr(exc)))
+    except Exception as exc:  # a bug must not kill the worker and freeze the window's buttons
+        log.error("secrets job %s failed: %s", job.kind, pt_logging.redact(repr(exc)))
         done = Done(job.kind, False, Outcome(f"Unexpected error ({type(exc).__name__}).", "error"))
     return replace(done, vault=vault.state())
 
 
-def serve(vault: Vault, jobs: queue.Queue[Job | None], results: queue.Queue[Done]) -> None:
-    while (job := jobs.get()) is not None:
-        results.put(_run(vault, job))
+def run_wizard_job(vault: Vault, job: Job) -> Done:
+    return run_vault_job(vault, job, _dispatch)

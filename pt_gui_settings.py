@@ -8,7 +8,10 @@ whether Robinhood keys are stored, happen on a worker thread
 (:class:`pt_gui_background.Background`); the Tk thread only draws.
 
 Switching to ``live`` trades real money, so it needs stored keys and the word LIVE typed into a
-confirmation dialog. Keys this version does not know are kept in the file, and said so.
+confirmation dialog. A notification channel switched on needs its secret stored first (Save
+says which, at the field). The Notifications group ends with "Send test" per channel and the
+secrets window (:mod:`pt_gui_notify`). Keys this version does not know are kept in the file,
+and said so.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 import tkinter as tk
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from tkinter import ttk
@@ -25,6 +28,7 @@ from typing import Any
 import pt_config
 from pt_config_schema import Settings
 from pt_gui_background import Background
+from pt_gui_notify import NotifyTools, PassphraseDialog, ask_passphrase
 from pt_gui_settings_fields import (
     MODE_HINTS,
     Raw,
@@ -46,6 +50,7 @@ from pt_gui_settings_widgets import (
     configure_styles,
 )
 from pt_gui_theme import BG, wrapping
+from pt_notify_format import missing_secrets
 from pt_state import DataLayout, atomic_write_json
 from pt_types import Mode
 
@@ -99,6 +104,7 @@ class _KeysChecked:
     settings: Settings
     ok: bool
     error: str = ""
+    missing: Mapping[str, str] = field(default_factory=dict)  # field path -> missing secret
 
 
 @dataclass(frozen=True)
@@ -116,7 +122,30 @@ _Job = _LoadJob | _KeysJob | _WriteJob
 _Result = _Loaded | _KeysChecked | _Written | _Failed
 
 
-def _work(job: _Job, path: Path, keys: Callable[[], bool]) -> _Result:
+@dataclass(frozen=True)
+class Checks:
+    """What Save asks on the worker thread: are Robinhood keys stored (live mode), and which
+    secrets are (the names in the secrets file)."""
+
+    keys: Callable[[], bool] = lambda: False
+    secrets: Callable[[], Collection[str]] = tuple
+
+
+def _check(settings: Settings, checks: Checks) -> _KeysChecked:
+    missing = {
+        f"notifications.{key}": why
+        for key, why in missing_secrets(settings.notifications, checks.secrets()).items()
+    }
+    if settings.mode is not Mode.LIVE:
+        return _KeysChecked(settings, True, missing=missing)
+    try:
+        return _KeysChecked(settings, bool(checks.keys()), missing=missing)
+    except Exception as exc:  # a broken key store must not look like stored keys
+        log.exception("could not check whether Robinhood keys are stored")
+        return _KeysChecked(settings, False, str(exc), missing)
+
+
+def _work(job: _Job, path: Path, checks: Checks) -> _Result:
     """One job on the worker thread (it holds no widget); every failure becomes a message."""
     try:
         if isinstance(job, _LoadJob):
@@ -131,11 +160,7 @@ def _work(job: _Job, path: Path, keys: Callable[[], bool]) -> _Result:
                 )
             return _Loaded(raw, note)
         if isinstance(job, _KeysJob):
-            try:
-                return _KeysChecked(job.settings, bool(keys()))
-            except Exception as exc:  # a broken key store must not look like stored keys
-                log.exception("could not check whether Robinhood keys are stored")
-                return _KeysChecked(job.settings, False, str(exc))
+            return _check(job.settings, checks)
         write_settings(path, job.settings, job.unknown)
         return _Written(job.settings)
     except Exception as exc:
@@ -155,10 +180,11 @@ class SettingsEditor(ttk.Frame):
     """The SETTINGS tab (module doc).
 
     ``account_value`` is asked on the Tk thread and must answer at once (the hub's last known
-    value, None when there is none); ``keys_configured`` runs on the worker thread (it may look
-    at the secrets folder); ``on_saved`` gets the settings just written; ``confirm_live`` asks
+    value, None when there is none); ``checks`` run on the worker thread (they look at the
+    secrets folder); ``on_saved`` gets the settings just written; ``confirm_live`` asks
     for the typed confirmation (the real dialog unless a test drives it); ``open_key_wizard``,
-    when given, is offered as a button when live mode is refused for want of keys.
+    when given, is offered as a button when live mode is refused for want of keys;
+    ``ask_passphrase`` is what "Send test" asks a passphrase-locked secrets file with.
     """
 
     def __init__(
@@ -167,15 +193,18 @@ class SettingsEditor(ttk.Frame):
         *,
         layout: DataLayout,
         account_value: Callable[[], float | None] = lambda: None,
-        keys_configured: Callable[[], bool] = lambda: False,
+        checks: Checks | None = None,
         on_saved: Callable[[Settings], None] = lambda _s: None,
         confirm_live: Callable[[tk.Misc], bool] = ask_live_confirmation,
         open_key_wizard: Callable[[], None] | None = None,
         hint_refresh_ms: int = HINT_REFRESH_MS,
+        ask_passphrase: PassphraseDialog = ask_passphrase,
     ) -> None:
         super().__init__(parent, style="TFrame", padding=(12, 8, 12, 6))
         self.theme = configure_styles(self.winfo_toplevel())
-        self.path = layout.settings_file
+        self.path, self.layout = layout.settings_file, layout
+        self._ask_passphrase = ask_passphrase
+        self.notify_tools: NotifyTools | None = None
         self._account_value, self._on_saved = account_value, on_saved
         self._confirm_live, self._open_key_wizard = confirm_live, open_key_wizard
         self._hint_ms = hint_refresh_ms
@@ -190,9 +219,9 @@ class SettingsEditor(ttk.Frame):
         self._snapshot: dict[str, Raw] = {}
         self._busy = self._filling = self._readable = False
         self._build()
-        path = self.path  # the worker gets the path and the key check, never the widget
+        path, check = self.path, checks or Checks()  # the worker never gets a widget
         self._bg: Background[_Job, _Result] = Background(
-            self, lambda job: _work(job, path, keys_configured), self._apply,
+            self, lambda job: _work(job, path, check), self._apply,
             name="settings-worker", join_timeout_s=JOIN_TIMEOUT_S,
         )  # fmt: skip
         self._bg.every("hints", self._hint_ms, self._update_hints)
@@ -275,6 +304,12 @@ class SettingsEditor(ttk.Frame):
             ).grid(row=1, column=0, columnspan=3, sticky="w", pady=(4, 0))
         for index, spec in enumerate(section.fields):
             self.rows[spec.path] = FieldRow(frame, 1 + 2 * index, spec)
+        if section.key == "notifications":
+            self.notify_tools = NotifyTools(frame, layout=self.layout,
+                                            form_settings=self.form_settings,
+                                            ask=self._ask_passphrase)  # fmt: skip
+            self.notify_tools.grid(row=2 + 2 * len(section.fields), column=0, columnspan=3,
+                                   sticky="ew", pady=(10, 0))  # fmt: skip
         return frame
 
     def _bind_wheel(self, widget: tk.Misc) -> None:
@@ -404,23 +439,28 @@ class SettingsEditor(ttk.Frame):
         self._drop_unknown = True
         self._show_unknown()
 
-    def save(self) -> None:
-        """Check every field; write only when all are valid (live mode needs keys and LIVE)."""
-        if self._busy or self._bg.closed or not self._readable:
-            return
+    def form_settings(self, head: str = "Nothing sent") -> Settings | None:
+        """The form's settings when every field is valid; else None, with the problems shown
+        at their fields."""
         checked = check_form(all_fields(self.sections), self.raws(), self._known)
         if not checked.ok:
-            self._show_problems(checked.field_errors, checked.general, "Nothing saved")
-            return
+            self._show_problems(checked.field_errors, checked.general, head)
+            return None
         for row in self.rows.values():
             row.show_error("")
-        settings = pt_config.parse(checked.data)
+        return pt_config.parse(checked.data)
+
+    def save(self) -> None:
+        """Check every field; write only when all are valid, every channel switched on has its
+        secret stored, and (live mode) keys are stored and LIVE was typed."""
+        if self._busy or self._bg.closed or not self._readable:
+            return
+        settings = self.form_settings("Nothing saved")
+        if settings is None:
+            return
         self._set_busy(True)
-        if settings.mode is Mode.LIVE:
-            self._say("Checking that Robinhood API keys are stored…")
-            self._bg.submit(_KeysJob(settings))
-        else:
-            self._write(settings)
+        self._say("Checking the stored keys and secrets…")
+        self._bg.submit(_KeysJob(settings))
 
     def _write(self, settings: Settings) -> None:
         self._say(f"Saving {self.path}…")
@@ -428,6 +468,13 @@ class SettingsEditor(ttk.Frame):
         self._bg.submit(_WriteJob(settings, unknown))
 
     def _keys_checked(self, result: _KeysChecked) -> None:
+        if result.missing:
+            self._set_busy(False)
+            self._show_problems(result.missing, (), "Nothing saved")
+            return
+        if result.settings.mode is not Mode.LIVE:
+            self._write(result.settings)
+            return
         if not result.ok:
             self._set_busy(False)
             why = f" (the key store said: {result.error})" if result.error else ""

@@ -44,7 +44,14 @@ from pt_notify_format import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ChannelError", "ChannelWorker", "NotificationManager", "Policy", "from_settings"]
+__all__ = [
+    "ChannelError",
+    "ChannelWorker",
+    "NotificationManager",
+    "Policy",
+    "build_channels",
+    "from_settings",
+]
 
 MAX_ATTEMPTS = 5
 BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
@@ -242,19 +249,22 @@ class NotificationManager:
 ALWAYS = frozenset({EventKind.LOG, EventKind.TEST, EventKind.DIGEST})
 
 
-def from_settings(
+def build_channels(
     cfg: NotificationSettings,
     secrets: Mapping[str, str | None],
     *,
     locked: str = "",
-    **worker_kw: Any,
-) -> tuple[NotificationManager, list[str]]:
-    """The manager for the enabled channels, and why any enabled one was left out: its secret
-    was never stored, or (``locked``) the vault could not be opened. The bot runs without it
-    and says so."""
+    only: str | None = None,
+) -> tuple[list[tuple[Channel, Policy]], list[str]]:
+    """The enabled channels (``only``: just that one, enabled or not, for a test message) with
+    their policies, and why any wanted one was left out: its secret was never stored, or
+    (``locked``) the secrets file could not be opened."""
     kinds = frozenset(EventKind(e) for e in cfg.events) | ALWAYS
     channels: list[tuple[Channel, Policy]] = []
     problems: list[str] = []
+
+    def wanted(channel: str) -> bool:
+        return channel == only if only is not None else bool(getattr(cfg, f"{channel}_enabled"))
 
     def policy(prefix: str) -> Policy:
         return Policy(
@@ -274,17 +284,30 @@ def from_settings(
             )
         return value or None
 
-    if cfg.email_enabled and (password := secret("email")):
+    if wanted("email") and (password := secret("email")):
         email = EmailNotifier(cfg.email_user, password, cfg.email_to, host=cfg.email_host,
                               port=cfg.email_port, security=cfg.email_security)  # fmt: skip
         channels.append((email, policy("email")))
-    if cfg.discord_enabled and (url := secret("discord")):
+    if wanted("discord") and (url := secret("discord")):
         channels.append((DiscordNotifier(url), policy("discord")))
-    if cfg.telegram_enabled and (token := secret("telegram")):
+    if wanted("telegram") and (token := secret("telegram")):
         bot = TelegramNotifier(token, cfg.telegram_chat_id, api_url=cfg.telegram_api_url)
         channels.append((bot, policy("telegram")))
-    if cfg.webhook_enabled:
+    if wanted("webhook"):
         channels.append((WebhookNotifier(cfg.webhook_url), policy("webhook")))
+    return channels, problems
+
+
+def from_settings(
+    cfg: NotificationSettings,
+    secrets: Mapping[str, str | None],
+    *,
+    locked: str = "",
+    **worker_kw: Any,
+) -> tuple[NotificationManager, list[str]]:
+    """The manager for the enabled channels, and why any enabled one was left out (see
+    :func:`build_channels`): the bot runs without it, and says so in the log."""
+    channels, problems = build_channels(cfg, secrets, locked=locked)
     for problem in problems:
         log.error("notifications: %s", problem)
     return NotificationManager.of(channels, **worker_kw), problems

@@ -120,6 +120,8 @@ class DiscordNotifier:
             response = hook.execute()
         except requests.RequestException as exc:
             raise ChannelError(f"discord: cannot reach Discord: {type(exc).__name__}") from None
+        except ValueError:  # the library reads the answer as JSON: a proxy's empty page
+            raise ChannelError("discord: the answer was not Discord's (a proxy?)") from None
         if response.status_code >= 300:
             detail = ""
             with contextlib.suppress(ValueError, AttributeError):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pt_logging
@@ -35,18 +35,28 @@ from pt_types import Mode
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ProcessNotifier", "read_notify_secrets"]
+__all__ = ["LOCKED", "ProcessNotifier", "read_notify_secrets"]
 
 CLOSE_TIMEOUT_S = 5.0
+LOCKED = (
+    "the secrets file is locked with a passphrase; start the bot from the hub (Start All asks "
+    "for it), or keep the secrets in the OS keyring"
+)
 Build = Callable[..., tuple[NotificationManager, list[str]]]
 
 
 def read_notify_secrets(
-    layout: DataLayout, cfg: NotificationSettings, passphrase: str | None
+    layout: DataLayout,
+    cfg: NotificationSettings,
+    passphrase: str | None,
+    *,
+    channels: Sequence[str] | None = None,
 ) -> tuple[dict[str, str | None], str]:
-    """The stored secrets of the enabled channels, and why they could not be read ("" when
-    they could, or when none is needed or stored). Values read are registered for redaction."""
-    names = [SECRET_NAMES[c] for c in channels_with_secrets(cfg)]
+    """The stored secrets of the enabled channels (or of ``channels``), and why they could not
+    be read ("" when they could, or when none is needed or stored). Values read are
+    registered for redaction."""
+    wanted = channels_with_secrets(cfg) if channels is None else channels
+    names = [SECRET_NAMES[c] for c in wanted if c in SECRET_NAMES]
     if not names:
         return {}, ""
     try:
@@ -57,10 +67,7 @@ def read_notify_secrets(
         if header.key_source == KeyringKeySource.kind:
             source = KeyringKeySource()
         elif passphrase is None:
-            return {}, (
-                "the secrets file is locked with a passphrase; start the bot from the hub "
-                "(Start All asks for it), or keep the secrets in the OS keyring"
-            )
+            return {}, LOCKED
         else:
             source = PassphraseKeySource(passphrase)
         values = SecretStore(layout, source).get_many(names)

@@ -42,7 +42,7 @@ class FakeDiscord(FakeVenue):
         if not body.get("content") and not body.get("embeds"):
             return Reply.json({"message": "Cannot send an empty message", "code": 50006}, 400)
         self.messages.append(body)
-        if request.param("wait") == "true":
+        if (request.param("wait") or "").lower() in ("true", "1"):  # requests sends "True"
             return Reply.json({"id": str(len(self.messages)), **body})
         return Reply(204, b"", content_type="text/plain")
 

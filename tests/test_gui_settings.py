@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 import pt_config
 from pt_config_schema import Settings
-from pt_gui_settings import LIVE_WORD, LiveConfirmDialog, SettingsEditor
+from pt_gui_settings import LIVE_WORD, Checks, LiveConfirmDialog, SettingsEditor
 from pt_gui_settings_fields import (
     NBSP,
     ConversionError,
@@ -244,6 +244,7 @@ class Calls:
         self.saved: list[Settings] = []
         self.confirms = 0
         self.keys = keys
+        self.secrets: tuple[str, ...] = ()
         self.confirm = confirm
 
     def on_saved(self, settings: Settings) -> None:
@@ -251,6 +252,9 @@ class Calls:
 
     def keys_configured(self) -> bool:
         return self.keys
+
+    def checks(self) -> Checks:
+        return Checks(keys=self.keys_configured, secrets=lambda: self.secrets)
 
     def confirm_live(self, _parent: tk.Misc) -> bool:
         self.confirms += 1
@@ -261,7 +265,7 @@ class Calls:
 def make(root: tk.Tk, layout: DataLayout, calls: Calls, *, real_dialog: bool = False,
          **kwargs: Any) -> SettingsEditor:  # fmt: skip
     options: dict[str, Any] = {
-        "on_saved": calls.on_saved, "keys_configured": calls.keys_configured,
+        "on_saved": calls.on_saved, "checks": calls.checks(),
     }  # fmt: skip
     if not real_dialog:
         options["confirm_live"] = calls.confirm_live
@@ -434,7 +438,7 @@ def test_the_keys_are_checked_off_the_tk_thread(root: tk.Tk, layout: DataLayout)
         return True
 
     calls = Calls(confirm=True)
-    editor = make(root, layout, calls, keys_configured=slow_keys)
+    editor = make(root, layout, calls, checks=Checks(keys=slow_keys))
     choose(editor.rows["mode"], "live")
     editor.save_button.invoke()
     started = time.monotonic()
