@@ -3,6 +3,8 @@
 Start All in live mode asks for the passphrase of the stored keys and hands it to the trader's
 standard input; without keys, or when the question is cancelled, nothing starts and the window
 says why. ``auto_start_scripts`` starts everything once in demo/paper mode, never in live mode.
+In paper mode the passphrase is asked only for notification secrets, and cancelling it starts
+trading without those channels.
 """
 
 from __future__ import annotations
@@ -16,14 +18,16 @@ import pytest
 
 from pt_config import parse, save
 from pt_gui_hub import NO_KEYS, HubWindow
-from pt_hub_engine import HubEngine
+from pt_hub_engine import HubEngine, hub_engine, passphrase_reason
 from pt_models import save_model
+from pt_notify_format import SECRET_NAMES
 from pt_secrets import RobinhoodCredentials, save_robinhood
 from pt_secrets_keysource import PassphraseKeySource
 from pt_secrets_vault import SecretStore
 from pt_state import DataLayout
 from pt_supervisor import Supervisor
 from pt_types import WorkerState
+from tests.fake_notify import FakeReceiver
 from tests.fake_robinhood import TEST_API_KEY, TEST_SEED
 from tests.gui_support import pump
 from tests.test_supervisor import dummy_supervisor
@@ -120,3 +124,77 @@ def test_auto_start_only_outside_live_mode(
             assert "Auto start is off in LIVE mode" in message(window)
     finally:
         window.close()
+
+
+def test_paper_start_all_asks_for_notification_secrets_and_starts_without_them(
+    display: str, sup: Supervisor, layout: DataLayout
+) -> None:
+    """A passphrase-locked Discord URL: Start All asks (saying what for); cancelled, paper
+    trading starts anyway and the window says the channel stays off."""
+    store = SecretStore(layout, PassphraseKeySource(PASSPHRASE, n=2**14))
+    store.set(SECRET_NAMES["discord"], "https://discord.com/api/webhooks/1/abc")
+    save(layout.settings_file, parse({"coins": ["BTC"], "mode": "paper",
+                                      "notifications": {"discord_enabled": True}}))  # fmt: skip
+    asked: list[str] = []
+
+    def ask(_parent: tk.Misc, why: str) -> str | None:
+        asked.append(why)
+        return None
+
+    root = tk.Tk()
+    window = HubWindow(root, layout, HubEngine(layout, sup).start(), first_run=False,
+                       ask_passphrase=ask)  # fmt: skip
+    try:
+        wait(window, lambda: window.status is not None and bool(window.status.stored_secrets),
+             "the vault")  # fmt: skip
+        window.start_all()
+        assert asked == ["notifications by discord"]
+        assert message(window) == (
+            "Started without the passphrase: notifications by discord stay off."
+        )
+        wait(window, lambda: state(window, "thinker") is WorkerState.RUNNING, "the thinker")
+        assert not (layout.root / "dummy-thinker.stdin").exists()  # nothing handed over
+    finally:
+        window.close()
+
+
+@pytest.mark.parametrize(
+    ("mode", "notifications", "stored", "why"),
+    [
+        ("live", {}, (), "live trading"),
+        ("paper", {"discord_enabled": True}, ("notify.discord.url",), "notifications by discord"),
+        ("paper", {"discord_enabled": True}, (), ""),  # nothing stored: nothing to open
+        ("demo", {"discord_enabled": True}, ("notify.discord.url",), ""),  # demo sends nothing
+        ("demo", {"discord_enabled": True, "send_in_demo": True}, ("notify.discord.url",),
+         "notifications by discord"),
+        ("paper", {"webhook_enabled": True, "webhook_url": "https://x.test/h"}, (), ""),
+    ],
+)  # fmt: skip
+def test_when_start_all_needs_the_passphrase(
+    mode: str, notifications: dict[str, object], stored: tuple[str, ...], why: str
+) -> None:
+    settings = parse({"mode": mode, "notifications": notifications})
+    assert passphrase_reason(settings, "passphrase", stored) == why
+    assert passphrase_reason(settings, "keyring", stored) == ""  # the keyring opens by itself
+
+
+def test_the_hub_engine_sends_a_crash_to_the_users_channels(
+    layout: DataLayout, tmp_path: Path
+) -> None:
+    with FakeReceiver() as receiver:
+        save(layout.settings_file, parse({"coins": ["BTC"], "mode": "paper", "notifications": {
+            "webhook_enabled": True, "webhook_url": receiver.url}}))  # fmt: skip
+        engine = hub_engine(
+            layout, lambda lay, notify: dummy_supervisor(lay, tmp_path, notify)
+        ).start()
+        try:
+            (layout.root / "dummy-thinker.txt").write_text("exit 3")
+            engine.start_all()
+            deadline = time.monotonic() + 20
+            while not any(m["kind"] == "worker_crashed" for m in receiver.received):
+                assert time.monotonic() < deadline, receiver.received
+                time.sleep(0.05)
+        finally:
+            engine.close()
+    crash = next(m for m in receiver.received if m["kind"] == "worker_crashed")
+    assert crash["title"] == "thinker crashed" and "died with code 3" in crash["text"]
