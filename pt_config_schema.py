@@ -187,6 +187,9 @@ class NotificationSettings(_Section):
     events: Annotated[tuple[str, ...], BeforeValidator(_split_commas)] = Field(
         NOTIFY_EVENTS, description="events that are sent (CRITICAL problems always are)"
     )
+    arbitrage_min_pct: float = Field(
+        0.5, ge=0, le=50, description="arbitrage: the least gap between venues after fees, %"
+    )
     send_in_demo: bool = Field(
         False, description="demo mode sends too (its trades are simulated, hours per second)"
     )

@@ -208,6 +208,56 @@ def training_finished(coin: str, detail: str, *, at: float) -> Notification:
     )
 
 
+def daily_summary(
+    day: str,
+    *,
+    closed: int,
+    wins: int,
+    pnl: float,
+    equity: float | None,
+    open_trades: int,
+    mode: str,
+    at: float,
+) -> Notification:
+    """One UTC day: trades closed (wins), their realized PnL, the account at the day's end."""
+    fields = [("Trades closed", f"{closed} ({wins} won)"), ("Realized PnL", _money(pnl)),
+              ("Open trades", str(open_trades))]  # fmt: skip
+    if equity is not None:
+        fields.append(("Account value", _money(equity)))
+    return Notification(
+        EventKind.DAILY_SUMMARY,
+        Level.INFO,
+        f"Daily summary {day} ({mode}): {_money(pnl)} realized",
+        at,
+        fields=tuple(fields),
+    )
+
+
+def arbitrage(
+    coin: str,
+    buy: tuple[str, float],
+    sell: tuple[str, float],
+    net_pct: float,
+    *,
+    mixed_currencies: bool,
+    at: float,
+) -> Notification:
+    """A price gap between venues: buy at one's ask, sell at another's bid, net of fees.
+    Information only: the bot does not trade it."""
+    buy_text, sell_text = f"{buy[0]} {_price(buy[1])}", f"{sell[0]} {_price(sell[1])}"
+    note = (
+        "USD vs USDT: part of the gap may be the stablecoin's price. " if mixed_currencies else ""
+    )
+    return Notification(
+        EventKind.ARBITRAGE,
+        Level.INFO,
+        f"{coin}: {net_pct:.2f}% between {buy[0]} and {sell[0]} after fees",
+        at,
+        body=f"{note}Information only: the bot does not trade gaps between venues.",
+        fields=(("Buy", buy_text), ("Sell", sell_text), ("Net", f"{net_pct:.2f}%")),
+    )
+
+
 def from_log(process: str, logger: str, message: str, *, at: float) -> Notification:
     """A CRITICAL log record (pt_logging's hook)."""
     return Notification(

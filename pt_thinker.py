@@ -37,6 +37,7 @@ from pt_models import (
     save_learned,
 )
 from pt_notify_runtime import ProcessNotifier
+from pt_notify_watch import ArbitrageWatch
 from pt_patterns import Memory, PatternConfig
 from pt_process import run_process
 from pt_replay import DemoClockError, SimClock
@@ -289,6 +290,7 @@ class Runner:
         self.layout = layout
         self.watcher = watcher
         self.notifier = notifier
+        self._arbitrage = ArbitrageWatch(notifier.notify if notifier else lambda n: None, wall=wall)
         self._wall, self._sleep, self._build = wall, sleep, build
         self._writer = StateWriter(layout.signals_file, SIGNALS_SCHEMA, clock=wall)
         self.thinker: Thinker | None = None
@@ -339,8 +341,17 @@ class Runner:
             stage = self._placeholder(settings, Stage.WAITING_FOR_CLOCK, WAITING_FOR_CLOCK)
         else:
             stage = self.thinker.step(settings, now).stage
+            self._watch_arbitrage(settings)
         write_heartbeat(self.layout, PROC, status=stage.value, clock=self._wall)
         return settings
+
+    def _watch_arbitrage(self, settings: Settings) -> None:
+        """Gaps between venues, when someone is listening for them (it asks every venue)."""
+        cfg = settings.notifications
+        if self.notifier is None or not self.notifier.channels or "arbitrage" not in cfg.events:
+            return
+        assert self.thinker is not None
+        self._arbitrage.check(self.thinker.market, settings.coins, cfg.arbitrage_min_pct)
 
     def _placeholder(self, settings: Settings, stage: Stage, reason: str) -> Stage:
         coins = tuple(CoinSignal(c, CoinStatus.WARMING_UP, reason, 0.0) for c in settings.coins)

@@ -30,6 +30,7 @@ from pt_config_schema import Settings
 from pt_errors import PowerTraderError
 from pt_journal import TradeJournal
 from pt_notify_runtime import ProcessNotifier
+from pt_notify_watch import DailySummary
 from pt_process import run_process
 from pt_replay import DemoClockError, SimClock
 from pt_robinhood import RobinhoodClient
@@ -189,6 +190,7 @@ class Runner:
         self.layout, self.watcher = layout, watcher
         self._passphrase = passphrase
         self.notifier = notifier
+        self._daily = DailySummary(notifier.notify if notifier else no_notify)
         self._wall, self._sleep = wall, sleep
         self.mode = watcher.current.mode
         self._status = StateWriter(layout.trader_status_file, STATUS_SCHEMA, clock=wall)
@@ -260,6 +262,8 @@ class Runner:
             self._status.write({"mode": self.mode.value, "problem": str(exc), "coins": []})
             return "error"
         self._status.write(status_data(result, settings, self.mode))
+        if self.notifier is not None and "daily_summary" in settings.notifications.events:
+            self._daily.check(result.now, self.trader.journal, self.mode.value)
         return "paused" if paused else ("problem" if result.problem else "running")
 
 

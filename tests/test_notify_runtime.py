@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +14,17 @@ import pytest
 import pt_config
 import pt_logging
 from pt_config_schema import Settings
+from pt_journal import TradeJournal
 from pt_locks import SingleInstanceLock
-from pt_notify_format import SECRET_NAMES, trade_opened
+from pt_notify_format import SECRET_NAMES, Notification, trade_opened
 from pt_notify_runtime import ProcessNotifier, read_notify_secrets
+from pt_notify_watch import ArbitrageWatch, DailySummary
 from pt_process import run_process
 from pt_secrets_keysource import PassphraseKeySource
 from pt_secrets_vault import SecretStore
 from pt_state import DataLayout
+from pt_thinker_exchanges import ArbitrageOpportunity
+from pt_types import Mode
 from tests.fake_notify import FakeDiscord, FakeReceiver
 
 PASSPHRASE = "correct horse battery staple"
@@ -148,3 +152,67 @@ def test_a_crashing_process_says_so_before_it_dies(layout: DataLayout) -> None:
     lock = SingleInstanceLock(layout.lock_file("thinker"))  # released on the way out too
     lock.acquire()
     lock.release()
+
+
+# -- watchers: the daily summary and arbitrage ------------------------------------------------
+
+DAY0 = 1_717_200_000.0 - 1_717_200_000.0 % 86_400  # 2024-06-01 00:00 UTC
+
+
+def test_the_daily_summary_covers_the_day_before_once(tmp_path: Path) -> None:
+    sent: list[Notification] = []
+    summary = DailySummary(sent.append)
+    journal = TradeJournal(tmp_path / "j.sqlite3", mode=Mode.PAPER)
+    try:
+        summary.check(DAY0 + 3600, journal, "paper")  # the day it starts in: not summarised
+        journal.log_entry("BTC", 0.1, 60_000.0, 6.0, DAY0 + 7200, reason="LONG 3")
+        journal.log_exit("BTC", 61_000.0, 6.1, DAY0 + 9000, reason="trailing sell")
+        journal.log_entry("ETH", 1.0, 3_000.0, 3.0, DAY0 + 10_000, reason="LONG 4")
+        journal.record_equity(DAY0 + 20_000, 10_087.0, 7_087.0, 3_000.0)
+        summary.check(DAY0 + 80_000, journal, "paper")
+        assert sent == []
+        summary.check(DAY0 + 86_400 + 5, journal, "paper")  # the next day's first loop
+        summary.check(DAY0 + 86_400 + 60, journal, "paper")  # once a day
+    finally:
+        journal.close()
+    (n,) = sent
+    assert n.title == "Daily summary 2024-06-01 (paper): $87.90 realized"
+    assert dict(n.fields) == {"Trades closed": "1 (1 won)", "Realized PnL": "$87.90",
+                              "Open trades": "1", "Account value": "$10,087.00"}  # fmt: skip
+
+
+class Venues:
+    """Two venues' quotes, the way MarketData answers (its own tests cover the maths)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.gap: list[ArbitrageOpportunity] = []
+
+    def detect_arbitrage_opportunities(
+        self, symbols: Iterable[str], min_spread_pct: float = 0.5
+    ) -> list[ArbitrageOpportunity]:
+        self.calls += 1
+        return [o for o in self.gap if o.net_spread_pct >= min_spread_pct]
+
+
+def test_an_arbitrage_gap_is_said_once_per_cooldown() -> None:
+    sent: list[Notification] = []
+    now = [1000.0]
+    watch = ArbitrageWatch(sent.append, every_s=60, cooldown_s=3600, wall=lambda: now[0])
+    venues = Venues()
+    venues.gap = [ArbitrageOpportunity("BTC", "kucoin", 60_000.0, "binance", 60_900.0, 1.5,
+                                       1.3, True, AT)]  # fmt: skip
+    watch.check(object(), ["BTC"], 0.5)  # the demo's market: nothing to ask
+    watch.check(venues, ["BTC"], 0.5)
+    watch.check(venues, ["BTC"], 0.5)  # within a minute: the venues are not asked again
+    now[0] += 61
+    watch.check(venues, ["BTC"], 0.5)  # asked, same gap: not said again
+    now[0] += 3600
+    watch.check(venues, ["BTC"], 2.0)  # a higher threshold: nothing
+    now[0] += 61
+    watch.check(venues, ["BTC"], 0.5)
+    assert venues.calls == 4 and len(sent) == 2
+    assert sent[0].title == "BTC: 1.30% between kucoin and binance after fees"
+    assert dict(sent[0].fields) == {"Buy": "kucoin $60,000", "Sell": "binance $60,900",
+                                    "Net": "1.30%"}  # fmt: skip
+    assert "USD vs USDT" in sent[0].body
