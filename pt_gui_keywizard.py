@@ -38,6 +38,7 @@ from pt_gui_keywizard_worker import (
     VaultState,
     api_key_problem,
     run_wizard_job,
+    vault_outcome,
 )
 from pt_gui_theme import ACCENT, BG, NEGATIVE, PANEL, TEXT, WARNING, apply_theme, wrapping
 from pt_secrets import RobinhoodCredentials, SecretsError
@@ -287,19 +288,10 @@ class KeyWizard(tk.Toplevel):
         if state.mode == "new":
             self.pass2_label.pack(side="left")
             self.pass2_entry.pack(side="left", padx=(6, 0))
-            text = (f"The keys will be stored encrypted in {state.path}. There is no OS keyring "
-                    "here, so choose a passphrase of at least 8 characters and type it twice. "
-                    "Keep it safe: it cannot be recovered.")  # fmt: skip
         elif state.mode == "locked":
             self.unlock_button.pack(side="left")
-            text = (f"Your secrets ({state.path}) are encrypted with a passphrase. Enter it to "
-                    "show, test, replace or import keys.")  # fmt: skip
-        elif state.mode == "open":
-            how = "a key in the OS keyring" if state.kind == "keyring" else "your passphrase"
-            text = f"Secrets file: {state.path} (encrypted with {how})."
-        else:
-            text = f"The secrets file cannot be used: {state.message}"
-        self._say(self.vault_label, Outcome(text, "error" if state.mode == "broken" else "info"))
+        hint = "show, test, replace or import keys"
+        self._say(self.vault_label, vault_outcome(state, stored="The keys", locked_hint=hint))
         if self._configured and self._seed is None:
             self._say(self.key_note, Outcome(
                 "Keys are configured (stored encrypted). Unlock them above to see their public "

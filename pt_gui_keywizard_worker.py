@@ -261,6 +261,24 @@ def _dispatch(vault: Vault, job: Job) -> Done:
     return Done("import", True, Outcome(" ".join(lines), tone), creds=ps.load_robinhood(store))
 
 
+def vault_outcome(state: VaultState, *, stored: str, locked_hint: str) -> Outcome:
+    """What a secrets window says about the file: ``stored`` names what goes in it, and
+    ``locked_hint`` what the passphrase lets the user do."""
+    if state.mode == "new":
+        text = (f"{stored} will be stored encrypted in {state.path}. There is no OS keyring "
+                "here, so choose a passphrase of at least 8 characters and type it twice. "
+                "Keep it safe: it cannot be recovered.")  # fmt: skip
+    elif state.mode == "locked":
+        text = (f"Your secrets ({state.path}) are encrypted with a passphrase. Enter it to "
+                f"{locked_hint}.")  # fmt: skip
+    elif state.mode == "open":
+        how = "a key in the OS keyring" if state.kind == "keyring" else "your passphrase"
+        text = f"Secrets file: {state.path} (encrypted with {how})."
+    else:
+        return Outcome(f"The secrets file cannot be used: {state.message}", "error")
+    return Outcome(text)
+
+
 class _Kinded(Protocol):
     @property
     def kind(self) -> str: ...

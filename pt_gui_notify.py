@@ -24,7 +24,13 @@ from tkinter import simpledialog, ttk
 import pt_secrets as ps
 from pt_config_schema import Settings
 from pt_gui_background import Background
-from pt_gui_keywizard_worker import KeySourceFactory, Outcome, Vault, VaultState
+from pt_gui_keywizard_worker import (
+    KeySourceFactory,
+    Outcome,
+    Vault,
+    VaultState,
+    vault_outcome,
+)
 from pt_gui_notify_worker import (
     CHANNELS,
     LABELS,
@@ -272,18 +278,8 @@ class NotifySecretsWindow(tk.Toplevel):
         if state.mode == "new":
             self.pass2_label.pack(side="left")
             self.pass2_entry.pack(side="left", padx=(6, 0))
-            text = (f"Secrets will be stored encrypted in {state.path}. There is no OS keyring "
-                    "here: choose a passphrase (at least 8 characters) and type it twice. It "
-                    "cannot be recovered.")  # fmt: skip
-        elif state.mode == "locked":
-            text = (f"{state.path} is encrypted with a passphrase: type it to store or remove a "
-                    "secret.")  # fmt: skip
-        elif state.mode == "open":
-            how = "a key in the OS keyring" if state.kind == "keyring" else "your passphrase"
-            text = f"Secrets file: {state.path} (encrypted with {how})."
-        else:
-            text = f"The secrets file cannot be used: {state.message}"
-        _say(self.vault_label, Outcome(text, "error" if state.mode == "broken" else "info"))
+        outcome = vault_outcome(state, stored="Secrets", locked_hint="store or remove a secret")
+        _say(self.vault_label, outcome)
 
     def destroy(self) -> None:
         self._bg.close()

@@ -9,6 +9,7 @@ on: 0 stopped, 1 another instance already runs for this data folder, 2 cannot st
 
 from __future__ import annotations
 
+import argparse
 import logging
 import signal
 import sys
@@ -26,6 +27,31 @@ log = logging.getLogger(__name__)
 EXIT_STOPPED, EXIT_ALREADY_RUNNING, EXIT_CANNOT_START = 0, 1, 2
 
 Body = Callable[[DataLayout, SettingsWatcher, ProcessNotifier], int]
+
+
+def worker_parser(
+    prog: str, description: str, *, once: str, passphrase_for: str
+) -> argparse.ArgumentParser:
+    """The command line every worker shares: ``--data-dir``, ``--once`` and
+    ``--passphrase-stdin`` (the hub hands the passphrase over on standard input, never on the
+    command line, where other users could read it)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument(
+        "--data-dir", help="data folder (default: $POWERTRADER_HOME or ./user_data)"
+    )
+    parser.add_argument("--once", action="store_true", help=once)
+    parser.add_argument(
+        "--passphrase-stdin",
+        action="store_true",
+        help=f"read the passphrase of the stored secrets ({passphrase_for}) from the first line "
+        "of stdin",
+    )
+    return parser
+
+
+def read_passphrase(args: argparse.Namespace) -> str | None:
+    """The passphrase from standard input when ``--passphrase-stdin`` was given."""
+    return sys.stdin.readline().rstrip("\r\n") if args.passphrase_stdin else None
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:

@@ -16,9 +16,7 @@ running (the original compared with its start-up list).
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,7 +37,7 @@ from pt_models import (
 from pt_notify_runtime import ProcessNotifier
 from pt_notify_watch import ArbitrageWatch
 from pt_patterns import Memory, PatternConfig
-from pt_process import run_process
+from pt_process import read_passphrase, run_process, worker_parser
 from pt_replay import DemoClockError, SimClock
 from pt_signals import (
     SIGNALS_SCHEMA,
@@ -387,19 +385,11 @@ def read_signals(layout: DataLayout) -> SignalsSnapshot | None:
 
 def main(argv: list[str] | None = None) -> int:
     """Exit codes: 0 stopped, 1 another thinker runs for this data folder, 2 cannot start."""
-    parser = argparse.ArgumentParser(prog="pt_thinker.py", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--data-dir", help="data folder (default: $POWERTRADER_HOME or ./user_data)"
-    )
-    parser.add_argument("--once", action="store_true", help="run one loop, then exit")
-    parser.add_argument(
-        "--passphrase-stdin",
-        action="store_true",
-        help="read the passphrase of the stored secrets (notifications) from the first line "
-        "of stdin",
-    )
+    doc = __doc__.splitlines()[0]
+    once = "run one loop, then exit"
+    parser = worker_parser("pt_thinker.py", doc, once=once, passphrase_for="notifications")
     args = parser.parse_args(argv)
-    passphrase = sys.stdin.readline().rstrip("\r\n") if args.passphrase_stdin else None
+    passphrase = read_passphrase(args)
 
     def body(layout: DataLayout, watcher: SettingsWatcher, notifier: ProcessNotifier) -> int:
         return Runner(layout, watcher, notifier=notifier).run(once=args.once)

@@ -13,7 +13,6 @@ change in the settings is logged and takes effect when the hub restarts the trad
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal as os_signal
@@ -31,7 +30,7 @@ from pt_errors import PowerTraderError
 from pt_journal import TradeJournal
 from pt_notify_runtime import ProcessNotifier
 from pt_notify_watch import DailySummary
-from pt_process import run_process
+from pt_process import read_passphrase, run_process, worker_parser
 from pt_replay import DemoClockError, SimClock
 from pt_robinhood import RobinhoodClient
 from pt_secrets import SecretsError, SecretStore, choose_key_source, load_robinhood
@@ -269,19 +268,10 @@ class Runner:
 
 def main(argv: list[str] | None = None) -> int:
     """Exit codes: 0 stopped, 1 another trader runs for this data folder, 2 cannot start."""
-    parser = argparse.ArgumentParser(prog="pt_trader.py", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--data-dir", help="data folder (default: $POWERTRADER_HOME or ./user_data)"
-    )
-    parser.add_argument("--once", action="store_true", help="run one tick, then exit")
-    parser.add_argument(
-        "--passphrase-stdin",
-        action="store_true",
-        help="read the passphrase of the stored secrets (live keys, notification secrets) from "
-        "the first line of stdin",
-    )
+    parser = worker_parser("pt_trader.py", __doc__.splitlines()[0], once="run one tick, then exit",
+                           passphrase_for="live keys, notifications")  # fmt: skip
     args = parser.parse_args(argv)
-    passphrase = sys.stdin.readline().rstrip("\r\n") if args.passphrase_stdin else None
+    passphrase = read_passphrase(args)
 
     def body(layout: DataLayout, watcher: SettingsWatcher, notifier: ProcessNotifier) -> int:
         runner = Runner(layout, watcher, passphrase=passphrase, notifier=notifier)
