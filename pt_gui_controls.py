@@ -157,6 +157,7 @@ class ControlsPanel(ttk.Frame):
         self.toggle.state(["!disabled"] if can_start else ["disabled"])
         self.flow.configure(text=flow_hint(status))
         problems = [w.detail for w in status.supervisor.workers if w.state is WorkerState.GAVE_UP]
+        problems += [f"Notifications: {p}" for p in status.notify_problems]
         message = status.message or status.supervisor.detail
         if status.running:
             self.notice = ""  # the hub's own note (e.g. a cancelled start) is over

@@ -39,8 +39,8 @@ __all__ = ["LOCKED", "ProcessNotifier", "read_notify_secrets"]
 
 CLOSE_TIMEOUT_S = 5.0
 LOCKED = (
-    "the secrets file is locked with a passphrase; start the bot from the hub (Start All asks "
-    "for it), or keep the secrets in the OS keyring"
+    "the secrets file is locked with a passphrase that was not given (the hub's Start All asks "
+    "for it; or keep the secrets in the OS keyring)"
 )
 Build = Callable[..., tuple[NotificationManager, list[str]]]
 

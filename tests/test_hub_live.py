@@ -29,7 +29,7 @@ from pt_supervisor import Supervisor
 from pt_types import WorkerState
 from tests.fake_notify import FakeReceiver
 from tests.fake_robinhood import TEST_API_KEY, TEST_SEED
-from tests.gui_support import pump
+from tests.gui_support import pump, screenshot
 from tests.test_supervisor import dummy_supervisor
 from tests.test_thinker import tiny_model
 
@@ -142,8 +142,8 @@ def test_paper_start_all_asks_for_notification_secrets_and_starts_without_them(
         return None
 
     root = tk.Tk()
-    window = HubWindow(root, layout, HubEngine(layout, sup).start(), first_run=False,
-                       ask_passphrase=ask)  # fmt: skip
+    engine = hub_engine(layout, lambda _layout, notify: sup).start()  # with its notifications
+    window = HubWindow(root, layout, engine, first_run=False, ask_passphrase=ask)
     try:
         wait(window, lambda: window.status is not None and bool(window.status.stored_secrets),
              "the vault")  # fmt: skip
@@ -154,6 +154,12 @@ def test_paper_start_all_asks_for_notification_secrets_and_starts_without_them(
         )
         wait(window, lambda: state(window, "thinker") is WorkerState.RUNNING, "the thinker")
         assert not (layout.root / "dummy-thinker.stdin").exists()  # nothing handed over
+        # The hub's own channels say why Discord is off, in the controls, while it runs.
+        assert message(window).startswith(
+            "Notifications: discord is on but its webhook URL cannot be read: the secrets file "
+            "is locked with a passphrase"
+        )
+        screenshot(window.controls, "hub-notify-problem")
     finally:
         window.close()
 
