@@ -1,0 +1,135 @@
+"""Volume indicators: hand-computed values on small series, the ``ta`` library's values on the
+bundled history (within 1e-9 relative), and a defined answer for every kind of bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import ta
+
+import pt_indicators_cli
+from pt_ohlcv import load_bundled
+from pt_types import Candles, Timeframe
+from pt_volume import (
+    Trend,
+    VolumeAnalyzer,
+    ema,
+    sma,
+    volume_metrics,
+    vwap,
+)
+
+REL = 1e-9
+
+
+def candles(close: list[float], volume: list[float], spread: float = 1.0) -> Candles:
+    c = np.array(close, dtype=np.float64)
+    t = np.arange(len(c), dtype=np.int64) * 3600
+    return Candles(t, c, c + spread, c - spread, c, np.array(volume, dtype=np.float64))
+
+
+def same(ours: np.ndarray, theirs: pd.Series) -> None:
+    """Equal where both are defined, NaN at the same places, within 1e-9 relative."""
+    ref = theirs.to_numpy(dtype=np.float64)
+    assert np.array_equal(np.isnan(ours), np.isnan(ref))
+    ok = ~np.isnan(ref)
+    np.testing.assert_allclose(ours[ok], ref[ok], rtol=REL, atol=0)
+
+
+# -- by hand ----------------------------------------------------------------------------------
+
+
+def test_small_series_by_hand() -> None:
+    np.testing.assert_allclose(sma(np.array([1.0, 2, 3, 4]), 2), [np.nan, 1.5, 2.5, 3.5])
+    # a = 2/3: e0 = 1, e1 = 2/3·2 + 1/3·1 = 5/3, e2 = 2/3·3 + 1/3·5/3 = 23/9
+    np.testing.assert_allclose(ema(np.array([1.0, 2, 3]), 2), [np.nan, 5 / 3, 23 / 9])
+    # typical prices 11, 12, 13 (close ± 1); volumes 1, 2, 3: (12·2 + 13·3) / 5 = 12.6
+    bars = candles([11, 12, 13], [1, 2, 3])
+    np.testing.assert_allclose(vwap(bars, 2), [np.nan, (11 + 24) / 3, 12.6])
+
+
+def test_metrics_of_the_newest_candle() -> None:
+    volume = [float(v) for v in range(1, 61)]  # 1 … 60
+    m = volume_metrics(candles([100.0] * 60, volume))
+    assert m is not None and m.note == ""
+    assert (m.volume, m.sma_10, m.sma_50) == (60.0, 55.5, 35.5)
+    assert m.relative_volume == pytest.approx(60 / 35.5, rel=REL)
+    assert m.vwap == pytest.approx(100.0, rel=REL)  # one price: the VWAP is that price
+
+
+def test_anomaly_by_hand() -> None:
+    analyzer = VolumeAnalyzer(window=5, z_threshold=3.0)
+    # before: 10, 12, 8, 10, 10 -> mean 10, population std sqrt(8/5); now 40 -> z = 30/1.2649
+    spike = analyzer.detect_anomaly(np.array([10.0, 12, 8, 10, 10, 40]))
+    assert spike.anomalous and spike.z == pytest.approx(30 / math.sqrt(1.6), rel=REL)
+    assert spike.reason.startswith("anomaly: 23.7 σ above the mean of the last 5 candles")
+    quiet = analyzer.detect_anomaly(np.array([10.0, 12, 8, 10, 10, 11]))
+    assert not quiet.anomalous and quiet.z == pytest.approx(1 / math.sqrt(1.6), rel=REL)
+    low = analyzer.detect_anomaly(np.array([10.0, 12, 8, 10, 10, 5]))
+    assert low.anomalous and "below" in low.reason
+
+
+def test_trend_by_the_slope_of_the_volume_sma() -> None:
+    analyzer = VolumeAnalyzer(sma_period=3, lookback=4, trend_threshold_pct=10)
+    rising = analyzer.calculate_trend(np.array([10.0, 10, 10, 20, 30, 40, 50]))
+    # SMA 3 of the last 4: 40/3, 20, 30, 40 -> least-squares slope 45/5 = 9 per candle;
+    # over 3 steps 27, of their mean 310/12: +104.516 %
+    assert rising.trend is Trend.INCREASING
+    assert rising.change_pct == pytest.approx(27 / (310 / 12) * 100, rel=REL)
+    falling = analyzer.calculate_trend(np.array([50.0, 40, 30, 20, 10, 10, 10]))
+    assert falling.trend is Trend.DECREASING
+    flat = analyzer.calculate_trend(np.array([10.0, 11, 10, 11, 10, 11, 10]))
+    assert flat.trend is Trend.STABLE
+
+
+# -- against the ta library on the bundled history ------------------------------------------
+
+
+@pytest.mark.parametrize("coin", ["BTC", "DOGE"])
+def test_agrees_with_the_ta_library_on_bundled_history(coin: str) -> None:
+    bars = load_bundled(coin, Timeframe.H1).slice(-20_000)
+    v = pd.Series(bars.volume)
+    high, low, close = pd.Series(bars.high), pd.Series(bars.low), pd.Series(bars.close)
+    same(sma(bars.volume, 10), ta.trend.SMAIndicator(v, 10).sma_indicator())
+    same(sma(bars.volume, 50), ta.trend.SMAIndicator(v, 50).sma_indicator())
+    same(ema(bars.volume, 12), ta.trend.EMAIndicator(v, 12).ema_indicator())
+    ref = ta.volume.VolumeWeightedAveragePrice(high, low, close, v, 20)
+    same(vwap(bars, 20), ref.volume_weighted_average_price())
+
+
+# -- bad input: a defined answer, never NaN ----------------------------------------------------
+
+
+def test_too_little_history_zero_and_constant_volume_and_no_candles() -> None:
+    assert volume_metrics(Candles.empty()) is None
+    short = volume_metrics(candles([100.0] * 5, [1.0] * 5))
+    assert short is not None and short.sma_10 is None and short.ema_12 is None
+    assert short.note.startswith("not enough data (5 candles): SMA 10 needs 10 candles")
+    zero = volume_metrics(candles([100.0] * 60, [0.0] * 60))
+    assert zero is not None and zero.relative_volume is None and zero.vwap is None
+    assert zero.note == "no volume traded in the last 50 candles: no relative volume"
+    analyzer = VolumeAnalyzer(window=5)
+    few = analyzer.detect_anomaly(np.array([1.0, 2.0]))
+    assert (few.anomalous, few.z, few.reason) == (False, None, "not enough data: 2 candles, need 6")
+    flat = analyzer.detect_anomaly(np.array([7.0] * 6))
+    assert (flat.anomalous, flat.z) == (False, None) and "constant" in flat.reason
+    assert analyzer.calculate_trend(np.array([1.0, 2.0])).trend is Trend.UNKNOWN
+    assert analyzer.calculate_trend(np.zeros(30)).trend is Trend.STABLE
+    for m in (short, zero):
+        numbers = [getattr(m, f) for f in ("sma_10", "sma_50", "ema_12", "vwap", "relative_volume")]
+        assert all(x is None or math.isfinite(x) for x in numbers)
+    with pytest.raises(ValueError, match="window >= 2"):
+        VolumeAnalyzer(window=1)
+
+
+def test_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert pt_indicators_cli.volume_main(["btc", "--timeframe", "1d"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("BTC volume, candle of ") and "from bundled history" in out
+    assert "anomaly " in out and "trend " in out
+    assert pt_indicators_cli.volume_main(["FOO"]) == 2
+    assert "no candles for FOO" in capsys.readouterr().err
+    assert pt_indicators_cli.volume_main(["BTC", "--timeframe", "7m"]) == 2
