@@ -12,6 +12,7 @@ import ta
 
 import pt_indicators_cli
 from pt_ohlcv import load_bundled
+from pt_position_sizing import atr, recommend_size, true_range, volatility
 from pt_types import Candles, Timeframe
 from pt_volume import (
     Trend,
@@ -133,3 +134,65 @@ def test_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert pt_indicators_cli.volume_main(["FOO"]) == 2
     assert "no candles for FOO" in capsys.readouterr().err
     assert pt_indicators_cli.volume_main(["BTC", "--timeframe", "7m"]) == 2
+
+
+# -- ATR and position sizing ---------------------------------------------------------------------
+
+
+def bars(high: list[float], low: list[float], close: list[float]) -> Candles:
+    n = len(close)
+    c = np.array(close, dtype=np.float64)
+    return Candles(np.arange(n, dtype=np.int64) * 86_400, c, np.array(high, dtype=np.float64),
+                   np.array(low, dtype=np.float64), c, np.ones(n))  # fmt: skip
+
+
+def test_true_range_and_wilder_atr_by_hand() -> None:
+    b = bars(high=[12, 15, 13, 14], low=[10, 11, 9, 12], close=[11, 14, 10, 13])
+    # TR: 2 (first: high - low); max(4, |15-11|, |11-11|) = 4; max(4, |13-14|, |9-14|) = 5;
+    # max(2, |14-10|, |12-10|) = 4
+    np.testing.assert_array_equal(true_range(b), [2.0, 4.0, 5.0, 4.0])
+    # ATR 3: mean(2, 4, 5) = 11/3, then (11/3 · 2 + 4) / 3 = 34/9
+    np.testing.assert_allclose(atr(b, 3), [np.nan, np.nan, 11 / 3, 34 / 9], rtol=REL)
+    vol = volatility(b, 3)
+    assert vol.atr == pytest.approx(34 / 9, rel=REL)
+    assert vol.atr_pct == pytest.approx(34 / 9 / 13 * 100, rel=REL)
+
+
+@pytest.mark.parametrize(("coin", "timeframe"), [("BTC", Timeframe.D1), ("XRP", Timeframe.H1)])
+def test_atr_agrees_with_the_ta_library_on_bundled_history(coin: str, timeframe: Timeframe) -> None:
+    b = load_bundled(coin, timeframe).slice(-20_000)
+    ref = ta.volatility.AverageTrueRange(pd.Series(b.high), pd.Series(b.low),
+                                         pd.Series(b.close), 14).average_true_range()  # fmt: skip
+    ours = atr(b, 14)
+    ref_values = ref.to_numpy(dtype=np.float64)
+    assert np.isnan(ours[:13]).all() and (ref_values[:13] == 0).all()  # ta fills warm-up with 0
+    np.testing.assert_allclose(ours[13:], ref_values[13:], rtol=REL, atol=0)
+
+
+def test_recommended_size_scales_with_volatility_within_bounds() -> None:
+    calm = bars(high=[101.0] * 20, low=[99.0] * 20, close=[100.0] * 20)  # ATR 2 = 2 %
+    r = recommend_size(calm, base_pct=5.0, target_atr_pct=3.0)
+    assert r.atr_pct == pytest.approx(2.0, rel=REL) and r.factor == pytest.approx(1.5, rel=REL)
+    assert r.pct == pytest.approx(7.5, rel=REL)
+    assert r.reason == "ATR 14 is 2.00% of the price (target 3%): 5% × 1.50 = 7.50% of the account"
+    wild = bars(high=[110.0] * 20, low=[90.0] * 20, close=[100.0] * 20)  # 20 %: 5 × 0.15
+    assert recommend_size(wild, base_pct=5.0).pct == 1.0  # raised to the 1 % floor
+    assert "(at the lower bound)" in recommend_size(wild, base_pct=5.0).reason
+    assert recommend_size(calm, base_pct=8.0).pct == 10.0  # 8 × 1.5 = 12: capped at 10 %
+    with pytest.raises(ValueError, match="min_pct <= max_pct"):
+        recommend_size(calm, base_pct=5.0, min_pct=5.0, max_pct=2.0)
+
+
+def test_sizing_bad_input_gives_no_size_and_the_reason() -> None:
+    few = recommend_size(bars([2.0] * 5, [1.0] * 5, [1.5] * 5), base_pct=5.0)
+    assert few.pct is None and few.reason == (
+        "no volatility size: not enough data: ATR 14 needs 14 candles, have 5"
+    )
+    flat = recommend_size(bars([5.0] * 20, [5.0] * 20, [5.0] * 20), base_pct=5.0)
+    assert flat.pct is None and flat.reason == (
+        "no volatility size: no price movement in the last 14 candles"
+    )
+    zero = recommend_size(bars([0.0] * 20, [0.0] * 20, [0.0] * 20), base_pct=5.0)
+    assert zero.pct is None and "no usable price" in zero.reason
+    none = recommend_size(Candles.empty(), base_pct=5.0)
+    assert none.pct is None and "have 0" in none.reason
