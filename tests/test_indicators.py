@@ -1,5 +1,6 @@
-"""Volume indicators: hand-computed values on small series, the ``ta`` library's values on the
-bundled history (within 1e-9 relative), and a defined answer for every kind of bad input."""
+"""Volume, ATR/position sizing and correlation: hand-computed values on small series, the ``ta``
+library's and pandas' values on the bundled history (within 1e-9 relative), and a defined
+answer for every kind of bad input."""
 
 from __future__ import annotations
 
@@ -11,6 +12,14 @@ import pytest
 import ta
 
 import pt_indicators_cli
+from pt_correlation import (
+    CorrelationMatrix,
+    aligned_returns,
+    correlation_matrix,
+    correlations_over,
+    diversification_alerts,
+    portfolio_correlation,
+)
 from pt_ohlcv import load_bundled
 from pt_position_sizing import atr, recommend_size, true_range, volatility
 from pt_types import Candles, Timeframe
@@ -196,3 +205,72 @@ def test_sizing_bad_input_gives_no_size_and_the_reason() -> None:
     assert zero.pct is None and "no usable price" in zero.reason
     none = recommend_size(Candles.empty(), base_pct=5.0)
     assert none.pct is None and "have 0" in none.reason
+
+
+# -- correlation -------------------------------------------------------------------------------
+
+
+def daily(closes: list[float], start: int = 0) -> Candles:
+    c = np.array(closes, dtype=np.float64)
+    t = (np.arange(len(c), dtype=np.int64) + start) * 86_400
+    return Candles(t, c, c, c, c, np.ones(len(c)))
+
+
+def test_correlation_matches_pandas_on_bundled_daily_returns() -> None:
+    coins = ("BTC", "ETH", "XRP", "BNB", "DOGE")
+    history = {c: load_bundled(c, Timeframe.D1) for c in coins}
+    for periods in (7, 30, 90, 365):
+        m = correlation_matrix(history, periods)
+        names, returns = aligned_returns(history, periods)
+        assert names == coins and len(returns) == periods == m.returns_used
+        ref = pd.DataFrame(returns, columns=list(coins)).corr().to_numpy()
+        ours = np.array([[np.nan if v is None else v for v in row] for row in m.values])
+        np.testing.assert_allclose(ours, ref, rtol=REL, atol=1e-12)
+    # the returns themselves: BTC's close-to-close return between the last two common days
+    common = history["BTC"].time
+    for coin in coins[1:]:
+        common = np.intersect1d(common, history[coin].time)
+    btc = history["BTC"]
+    last, before = (int(np.searchsorted(btc.time, t)) for t in common[-1:-3:-1])
+    assert returns[-1, 0] == pytest.approx(btc.close[last] / btc.close[before] - 1, rel=REL)
+    assert set(correlations_over(history)) == {7, 30, 90}
+
+
+def test_portfolio_correlation_weighted_by_position_value_by_hand() -> None:
+    m = CorrelationMatrix(("A", "B", "C"), ((1.0, 0.5, 0.2), (0.5, 1.0, -0.4), (0.2, -0.4, 1.0)),
+                          30, 30)  # fmt: skip
+    # weights 100, 200, 300: pairs AB 20 000·0.5, AC 30 000·0.2, BC 60 000·(-0.4)
+    expected = (20_000 * 0.5 + 30_000 * 0.2 + 60_000 * -0.4) / 110_000
+    assert portfolio_correlation(m, {"A": 100, "B": 200, "C": 300}) == pytest.approx(expected)
+    assert portfolio_correlation(m, {"A": 100}) is None  # one position: no pair
+    assert portfolio_correlation(m, {"A": 100, "B": 0, "Z": 50}) is None
+
+
+def test_diversification_alerts_above_the_threshold() -> None:
+    a = [100.0, 101, 103, 102, 105, 107, 106, 110]
+    b = [x * 2 + 1 for x in a]  # moves with A (returns almost the same)
+    c = [100.0, 99, 101, 100, 98, 99, 101, 100]
+    m = correlation_matrix({"A": daily(a), "B": daily(b), "C": daily(c)}, 7)
+    alerts = diversification_alerts(m, "B", held=["A", "C", "B"])
+    assert [x.held for x in alerts] == ["A"] and alerts[0].correlation > 0.99
+    assert alerts[0].message.startswith("B moved with A (correlation 1.00 over 7 days)")
+    assert diversification_alerts(m, "C", held=["A", "B"]) == []  # C moves its own way
+    assert diversification_alerts(m, "B", held=["A"], threshold=1.0) == []  # strictly above
+
+
+def test_correlation_bad_input_gives_none_with_the_reason() -> None:
+    moving = daily([1.0, 2, 1, 3, 2, 4, 3, 5])
+    flat = daily([5.0] * 8)
+    m = correlation_matrix({"A": moving, "F": flat, "N": Candles.empty()}, 7)
+    assert m.coins == ("A", "F") and m.get("A", "F") is None and m.get("F", "F") is None
+    assert m.get("A", "A") == 1.0 and m.get("A", "N") is None
+    assert m.notes == (
+        "N: no candles",
+        "F: the price did not move over the period (no correlation)",
+    )
+    short = correlation_matrix({"A": daily([1.0, 2]), "B": daily([2.0, 3])}, 30)
+    assert short.get("A", "B") is None
+    assert short.notes == ("not enough data: 1 common returns, need 3",)
+    apart = correlation_matrix({"A": daily([1.0, 2, 3]), "B": daily([1.0, 2, 3], start=10)}, 7)
+    assert apart.returns_used == 0 and apart.get("A", "B") is None  # no common days
+    assert correlation_matrix({}, 7).coins == ()
