@@ -45,12 +45,7 @@ def _checked(n: int) -> int:
 
 def sma(values: FloatArray, n: int) -> FloatArray:
     """Simple moving average; NaN until n values exist."""
-    x = np.asarray(values, dtype=np.float64)
-    out = np.full(len(x), np.nan)
-    if len(x) >= _checked(n):
-        sums = np.cumsum(np.concatenate(([0.0], x)))
-        out[n - 1 :] = (sums[n:] - sums[:-n]) / n
-    return out
+    return rolling_sum(values, n) / n
 
 
 def ema(values: FloatArray, n: int) -> FloatArray:
