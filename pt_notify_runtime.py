@@ -22,6 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pt_logging
@@ -77,6 +78,13 @@ def read_notify_secrets(
         if value:
             pt_logging.register_secret(value)
     return values, ""
+
+
+def redacted(n: Notification) -> Notification:
+    """``n`` with :func:`pt_logging.redact` applied to every text it carries."""
+    fields = tuple((name, pt_logging.redact(value)) for name, value in n.fields)
+    return replace(n, title=pt_logging.redact(n.title), body=pt_logging.redact(n.body),
+                   reason=pt_logging.redact(n.reason), fields=fields)  # fmt: skip
 
 
 class ProcessNotifier:
@@ -137,7 +145,9 @@ class ProcessNotifier:
         old.close(CLOSE_TIMEOUT_S)
 
     def notify(self, n: Notification) -> None:
-        self._manager.notify(n)
+        """Queue ``n`` for every channel, its texts redacted first: a crash's last output line
+        can hold a URL with a token, which must not travel to another service."""
+        self._manager.notify(redacted(n))
 
     def critical_hook(self, entry: pt_logging.LogEntry) -> None:
         """:func:`pt_logging.set_critical_hook`'s target: a CRITICAL record, as a notification."""

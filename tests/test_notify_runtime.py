@@ -16,7 +16,7 @@ import pt_logging
 from pt_config_schema import Settings
 from pt_journal import TradeJournal
 from pt_locks import SingleInstanceLock
-from pt_notify_format import SECRET_NAMES, Notification, trade_opened
+from pt_notify_format import SECRET_NAMES, Notification, trade_opened, worker_event
 from pt_notify_runtime import ProcessNotifier, read_notify_secrets
 from pt_notify_watch import ArbitrageWatch, DailySummary
 from pt_process import run_process
@@ -216,3 +216,16 @@ def test_an_arbitrage_gap_is_said_once_per_cooldown() -> None:
     assert dict(sent[0].fields) == {"Buy": "kucoin $60,000", "Sell": "binance $60,900",
                                     "Net": "1.30%"}  # fmt: skip
     assert "USD vs USDT" in sent[0].body
+
+
+def test_texts_are_redacted_before_they_leave_the_process(layout: DataLayout) -> None:
+    token = "123456:" + "S" * 35
+    with FakeReceiver() as receiver:
+        notifier = ProcessNotifier(layout, "hub")
+        notifier.update(settings(webhook_enabled=True, webhook_url=receiver.url))
+        tail = f"ConnectionError: ... url: /bot{token}/sendMessage"
+        notifier.notify(worker_event("thinker", f"died with code 1: {tail}", restarted=False,
+                                     gave_up=False, at=AT))  # fmt: skip
+        eventually(lambda: len(receiver.received) == 1)
+        notifier.close()
+    assert token not in str(receiver.received[0]) and "/bot" in receiver.received[0]["text"]
