@@ -135,33 +135,26 @@ def _price(value: float) -> str:
     return "$" + price_text(value)
 
 
-def _buy_fields(qty: float, price: float) -> tuple[tuple[str, str], ...]:
-    return (("Quantity", f"{qty:g}"), ("Price", _price(price)), ("Cost", _money(qty * price)))
+def _buy(
+    kind: EventKind, title: str, qty: float, price: float, *, reason: str, at: float
+) -> Notification:
+    fields = (("Quantity", f"{qty:g}"), ("Price", _price(price)), ("Cost", _money(qty * price)))
+    return Notification(kind, Level.INFO, title, at, fields=fields, reason=reason)
 
 
 def trade_opened(
     coin: str, qty: float, price: float, *, reason: str, mode: str, at: float
 ) -> Notification:
-    return Notification(
-        EventKind.TRADE_OPENED,
-        Level.INFO,
-        f"{coin}: trade opened ({mode})",
-        at,
-        fields=_buy_fields(qty, price),
-        reason=reason,
+    return _buy(
+        EventKind.TRADE_OPENED, f"{coin}: trade opened ({mode})", qty, price, reason=reason, at=at
     )
 
 
 def dca(
     coin: str, qty: float, price: float, stage: int, *, reason: str, mode: str, at: float
 ) -> Notification:
-    return Notification(
-        EventKind.DCA,
-        Level.INFO,
-        f"{coin}: DCA stage {stage} ({mode})",
-        at,
-        fields=_buy_fields(qty, price),
-        reason=reason,
+    return _buy(
+        EventKind.DCA, f"{coin}: DCA stage {stage} ({mode})", qty, price, reason=reason, at=at
     )
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from types import FrameType
 
 from pt_config import SettingsError, SettingsWatcher
+from pt_config_schema import LoggingSettings
 from pt_locks import SingleInstanceLock
 from pt_logging import setup_logging
 from pt_notify_runtime import ProcessNotifier
@@ -54,6 +55,12 @@ def read_passphrase(args: argparse.Namespace) -> str | None:
     return sys.stdin.readline().rstrip("\r\n") if args.passphrase_stdin else None
 
 
+def setup_process_logging(proc: str, layout: DataLayout, cfg: LoggingSettings) -> None:
+    """Logging as the settings' ``logging`` section says (every worker, the trainer too)."""
+    setup_logging(proc, layout.root, cfg.level, console=cfg.console, max_bytes=cfg.max_bytes,
+                  backup_count=cfg.backup_count)  # fmt: skip
+
+
 def _terminate(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(EXIT_STOPPED)  # unwinds through the body's finally blocks
 
@@ -69,15 +76,7 @@ def run_process(
     except (DataDirError, SettingsError) as exc:
         sys.stderr.write(f"{proc} cannot start: {exc}\n")
         return EXIT_CANNOT_START
-    cfg = watcher.current.logging
-    setup_logging(
-        proc,
-        layout.root,
-        cfg.level,
-        console=cfg.console,
-        max_bytes=cfg.max_bytes,
-        backup_count=cfg.backup_count,
-    )
+    setup_process_logging(proc, layout, watcher.current.logging)
     lock = SingleInstanceLock(layout.lock_file(proc))
     try:
         lock.acquire()

@@ -43,9 +43,9 @@ from pt_accuracy import format_report
 from pt_config_schema import COIN_PATTERN, Settings
 from pt_errors import PowerTraderError
 from pt_locks import SingleInstanceLock
-from pt_logging import setup_logging
 from pt_models import Model, ModelMeta, new_model_id, save_model, tidy_model_folder
 from pt_patterns import Distance, PatternConfig
+from pt_process import setup_process_logging
 from pt_replay import SimClock
 from pt_state import (
     CONTROL_SCHEMA,
@@ -334,15 +334,7 @@ def _open(args: argparse.Namespace, proc: str) -> tuple[DataLayout, Settings]:
         raise _CliError(EXIT_USAGE, str(exc)) from None
     except argparse.ArgumentTypeError as exc:
         raise _CliError(EXIT_USAGE, f"settings: demo.start: {exc}") from None
-    lg = settings.logging
-    setup_logging(
-        proc,
-        layout.root,
-        lg.level,
-        console=lg.console,
-        max_bytes=lg.max_bytes,
-        backup_count=lg.backup_count,
-    )
+    setup_process_logging(proc, layout, settings.logging)
     return layout, settings
 
 
