@@ -157,8 +157,10 @@ class TraderSettings(_Section):
 
 NOTIFY_EVENTS = (
     "trade_opened", "dca", "trade_closed", "worker_crashed", "worker_restarted", "risk_limit",
-    "daily_summary", "arbitrage", "training_finished",
+    "daily_summary", "arbitrage", "training_finished", "volume_anomaly",
 )  # fmt: skip
+# Sent unless switched off; a volume anomaly is opt-in (several a day across five coins).
+DEFAULT_EVENTS = tuple(e for e in NOTIFY_EVENTS if e != "volume_anomaly")
 NotifyLevel = Literal["INFO", "WARNING", "ERROR", "CRITICAL"]
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 HOST_RE = re.compile(r"^[A-Za-z0-9.-]+$")
@@ -185,7 +187,7 @@ class NotificationSettings(_Section):
     kept encrypted with the keys (Settings → notification secrets), never in this file."""
 
     events: Annotated[tuple[str, ...], BeforeValidator(_split_commas)] = Field(
-        NOTIFY_EVENTS, description="events that are sent (CRITICAL problems always are)"
+        DEFAULT_EVENTS, description="events that are sent (CRITICAL problems always are)"
     )
     arbitrage_min_pct: float = Field(
         0.5, ge=0, le=50, description="arbitrage: the least gap between venues after fees, %"
@@ -284,8 +286,84 @@ class NotificationSettings(_Section):
         return self
 
 
+class VolumeSettings(_Section):
+    """Volume analysis of each coin's hourly candles (the thinker; shown on the coin's tile)."""
+
+    anomaly_window: int = Field(
+        50, ge=5, le=500, description="hourly candles the newest volume is compared with"
+    )
+    anomaly_z: float = Field(
+        3.0, gt=0, le=20, description="a volume this many standard deviations off is an anomaly"
+    )
+    trend_lookback: int = Field(
+        10, ge=2, le=200, description="hourly candles the volume trend is measured over"
+    )
+    trend_threshold_pct: float = Field(
+        10.0, ge=0, le=1000, description="volume SMA change (%) that counts as a trend"
+    )
+
+
+class SizingSettings(_Section):
+    """How large a first buy is: the fixed ``start_allocation_pct``, or by volatility."""
+
+    method: Literal["fixed", "volatility"] = Field(
+        "fixed", description="fixed: start_allocation_pct; volatility: base % × target/ATR %"
+    )
+    base_pct: float = Field(
+        2.0, gt=0, le=100, description="volatility sizing: % of account at the target ATR %"
+    )
+    min_pct: float = Field(1.0, gt=0, le=100, description="volatility sizing: least % of account")
+    max_pct: float = Field(10.0, gt=0, le=100, description="volatility sizing: most % of account")
+    target_atr_pct: float = Field(
+        3.0, gt=0, le=100, description="the daily ATR % that gets exactly the base %"
+    )
+    atr_period: int = Field(14, ge=2, le=200, description="daily candles in the ATR (Wilder)")
+
+    @model_validator(mode="after")
+    def _bounds_in_order(self) -> SizingSettings:
+        if self.min_pct > self.max_pct:
+            raise ValueError(
+                f"min_pct {self.min_pct:g} is above max_pct {self.max_pct:g}: lower min_pct "
+                "or raise max_pct"
+            )
+        return self
+
+
 class RiskSettings(_Section):
-    """Optional risk limits; all off until the risk work lands (no stop loss by design)."""
+    """Optional limits checked before every buy; all off by default (the original strategy has
+    no stop loss on purpose). A percent of 0 (or 100 for a share of the account) is off."""
+
+    max_exposure_pct: float = Field(
+        100.0, gt=0, le=100, description="value in trades after a buy, at most % of account"
+    )
+    max_coin_pct: float = Field(
+        100.0, gt=0, le=100, description="one coin's position after a buy, at most % of account"
+    )
+    volatility_position_pct: float = Field(
+        0.0, ge=0, le=100, description="0 off; else a position's cap in % at the target ATR %, "
+        "scaled by target/ATR %",
+    )  # fmt: skip
+    max_spread_pct: float = Field(
+        0.0, ge=0, le=50, description="0 off; else a wider bid/ask spread buys nothing"
+    )
+    max_venue_gap_pct: float = Field(
+        0.0, ge=0, le=50, description="0 off; else venues further apart than this buy nothing"
+    )
+    drawdown_stop_pct: float = Field(
+        0.0, ge=0, lt=100, description="0 off; else a fall this far from the peak stops buying"
+    )
+    drawdown_pause_all: bool = Field(
+        False, description="at the drawdown stop, also stop selling (pause the trader)"
+    )
+    correlation_days: Literal[7, 30, 90] = Field(
+        30, description="the daily returns correlations are measured over"
+    )
+    correlation_threshold: float = Field(
+        0.8, gt=0, le=1, description="an entry correlated above this with a holding is flagged"
+    )
+    block_correlated_entries: bool = Field(
+        False, description="refuse such an entry instead of only flagging it"
+    )
 
 
 class LoggingSettings(_Section):
@@ -348,6 +426,8 @@ class Settings(BaseModel):
     predictor: PredictorSettings = PredictorSettings()
     trader: TraderSettings = TraderSettings()
     notifications: NotificationSettings = NotificationSettings()
+    volume: VolumeSettings = VolumeSettings()
+    sizing: SizingSettings = SizingSettings()
     risk: RiskSettings = RiskSettings()
     logging: LoggingSettings = LoggingSettings()
 

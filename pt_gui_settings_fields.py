@@ -42,7 +42,7 @@ TOP_LEVEL_GROUPS: Mapping[str, str] = {
 }  # fmt: skip
 SECTION_ORDER = (
     "mode", "coins", "trading", "dca", "trailing", "exchanges", "predictor", "trader", "paper",
-    "demo", "notifications", "risk", "logging", "display", "other",
+    "demo", "notifications", "volume", "sizing", "risk", "logging", "display", "other",
 )  # fmt: skip
 TITLES: Mapping[str, tuple[str, str]] = {
     "mode": ("Mode", "Where prices come from and where orders go."),
@@ -56,6 +56,8 @@ TITLES: Mapping[str, tuple[str, str]] = {
     "paper": ("Paper wallet", ""),
     "demo": ("Demo", ""),
     "notifications": ("Notifications", "Email, Discord, Telegram and webhook messages."),
+    "volume": ("Volume analysis", "Anomalies and trend of each coin's hourly volume."),
+    "sizing": ("Entry sizing", "Fixed first buys, or sized by the coin's volatility (ATR)."),
     "risk": ("Risk limits", "Optional limits, off unless set (there is no stop loss by design)."),
     "logging": ("Logging", "The log files every process writes."),
     "display": ("Display", "The hub's charts, refresh periods and start-up."),
@@ -173,7 +175,8 @@ def _kind(ann: Any) -> tuple[Kind, tuple[str, ...], Literal["int", "float", "tex
     if ann in simple:
         return simple[ann], (), "text"
     if (options := _options(ann)) is not None:
-        return "choice", options, "text"
+        numbers = get_origin(ann) is Literal and all(type(a) is int for a in get_args(ann))
+        return "choice", options, "int" if numbers else "text"  # a choice of 7, 30, 90 days
     args = get_args(ann)
     if get_origin(ann) in (tuple, list) and args:
         item = args[0]
@@ -285,10 +288,10 @@ def from_raw(spec: FieldSpec, raw: Raw) -> Any:
     value: Any = text
     if not text and spec.optional:
         value = None
-    elif spec.kind in ("int", "float"):
+    elif spec.kind in ("int", "float") or (spec.kind == "choice" and spec.item == "int"):
         if not text:
             raise ConversionError("enter a number")
-        value = _number(text, "int" if spec.kind == "int" else "float")
+        value = _number(text, "float" if spec.kind == "float" else "int")
     elif spec.kind == "list":
         items = [t for t in re.split(r"[,\s]+", text) if t]
         value = items if spec.item == "text" else [_number(t, spec.item) for t in items]

@@ -76,6 +76,7 @@ class Policy:
 
     def wants(self, n: Notification) -> bool:
         always = n.kind in (EventKind.TEST, EventKind.DIGEST)
+        always = always or n.level >= Level.CRITICAL  # a CRITICAL problem is never filtered
         return n.level >= self.min_level and (always or n.kind in self.kinds)
 
 

@@ -101,6 +101,7 @@ class EventKind(StrEnum):
     DAILY_SUMMARY = "daily_summary"
     ARBITRAGE = "arbitrage"
     TRAINING_FINISHED = "training_finished"
+    VOLUME_ANOMALY = "volume_anomaly"
     LOG = "log"  # a CRITICAL log record
     TEST = "test"  # the settings' "Send test" button
     DIGEST = "digest"  # several merged by a channel's rate limit
@@ -249,6 +250,30 @@ def arbitrage(
         body=f"{note}Information only: the bot does not trade gaps between venues.",
         fields=(("Buy", buy_text), ("Sell", sell_text), ("Net", f"{net_pct:.2f}%")),
     )
+
+
+def volume_anomaly(
+    coin: str, relative: float | None, z: float | None, detail: str, *, candle_time: int, at: float
+) -> Notification:
+    """A coin's last closed hour traded unusually much (or little)."""
+    size = f"{relative:.1f}× its usual volume" if relative is not None else "unusual volume"
+    sigma = f" ({z:+.1f} σ)" if z is not None else ""
+    return Notification(
+        EventKind.VOLUME_ANOMALY,
+        Level.INFO,
+        f"{coin}: volume anomaly, {size}{sigma}",
+        at,
+        body=detail,
+        fields=(("Hour", _when(candle_time)),),
+    )
+
+
+def risk_limit(reason: str, *, mode: str, at: float) -> Notification:
+    """A risk limit stopped trading (the drawdown stop): CRITICAL, so it always goes out."""
+    return Notification(
+        EventKind.RISK_LIMIT, Level.CRITICAL, f"Trading stopped by a risk limit ({mode})", at,
+        body=reason,
+    )  # fmt: skip
 
 
 def from_log(process: str, logger: str, message: str, *, at: float) -> Notification:

@@ -97,6 +97,41 @@ class SizeRecommendation:
     reason: str
 
 
+@dataclass(frozen=True)
+class VolatilitySizing:
+    """The ``sizing`` settings when entries are sized by volatility (``method = volatility``)."""
+
+    base_pct: float = 2.0
+    min_pct: float = MIN_PCT
+    max_pct: float = MAX_PCT
+    target_atr_pct: float = TARGET_ATR_PCT
+    period: int = ATR_PERIOD
+
+    def __post_init__(self) -> None:
+        ok = 0 < self.min_pct <= self.max_pct <= 100 and self.base_pct > 0
+        if not ok or self.target_atr_pct <= 0:
+            raise ValueError("sizing needs 0 < min_pct <= max_pct <= 100, base and target > 0")
+
+
+def size_for_atr(atr_pct: float | None, rule: VolatilitySizing, why_unknown: str = "") -> \
+        SizeRecommendation:  # fmt: skip
+    """``base_pct`` × volatility factor, within ``[min_pct, max_pct]``, with the reason; no
+    recommendation for an unknown (``why_unknown``) or zero ATR %."""
+    if atr_pct is None or not math.isfinite(atr_pct) or atr_pct <= 0:
+        why = why_unknown or ("no price movement" if atr_pct == 0 else "ATR % unknown")
+        return SizeRecommendation(None, atr_pct, None, f"no volatility size: {why}")
+    factor = volatility_factor(atr_pct, rule.target_atr_pct)
+    raw = rule.base_pct * factor
+    pct = min(max(raw, rule.min_pct), rule.max_pct)
+    bound = ""
+    if raw != pct:
+        bound = " (at the lower bound)" if raw < rule.min_pct else " (at the upper bound)"
+    target = f"target {rule.target_atr_pct:g}%"
+    reason = (f"ATR {rule.period} is {atr_pct:.2f}% of the price ({target}): "
+              f"{rule.base_pct:g}% × {factor:.2f} = {pct:.2f}% of the account{bound}")  # fmt: skip
+    return SizeRecommendation(pct, atr_pct, factor, reason)
+
+
 def recommend_size(
     candles: Candles,
     *,
@@ -106,18 +141,7 @@ def recommend_size(
     period: int = ATR_PERIOD,
     target_atr_pct: float = TARGET_ATR_PCT,
 ) -> SizeRecommendation:
-    """``base_pct`` × volatility factor, within ``[min_pct, max_pct]``, with the reason."""
-    if not 0 < min_pct <= max_pct <= 100 or base_pct <= 0 or target_atr_pct <= 0:
-        raise ValueError("sizing needs 0 < min_pct <= max_pct <= 100, base and target > 0")
+    """:func:`size_for_atr` on the newest candle's ATR % of ``candles``."""
+    rule = VolatilitySizing(base_pct, min_pct, max_pct, target_atr_pct, period)
     vol = volatility(candles, period)
-    if vol.atr_pct is None or vol.atr_pct == 0.0:
-        return SizeRecommendation(None, vol.atr_pct, None, f"no volatility size: {vol.reason}")
-    factor = volatility_factor(vol.atr_pct, target_atr_pct)
-    raw = base_pct * factor
-    pct = min(max(raw, min_pct), max_pct)
-    bound = ""
-    if raw != pct:
-        bound = " (at the lower bound)" if raw < min_pct else " (at the upper bound)"
-    reason = (f"ATR {period} is {vol.atr_pct:.2f}% of the price (target {target_atr_pct:g}%): "
-              f"{base_pct:g}% × {factor:.2f} = {pct:.2f}% of the account{bound}")  # fmt: skip
-    return SizeRecommendation(pct, vol.atr_pct, factor, reason)
+    return size_for_atr(vol.atr_pct, rule, vol.reason)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from pt_format import price_text as _price
+from pt_position_sizing import VolatilitySizing, size_for_atr
 from pt_types import DAY, OrderIntent, OrderTag, Side, Signal
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ class StrategyConfig:
     max_quote_age: float = DEFAULT_MAX_QUOTE_AGE
     max_spread_pct: float = DEFAULT_MAX_SPREAD_PCT
     max_deviation_pct: float = DEFAULT_MAX_DEVIATION_PCT
+    sizing: VolatilitySizing | None = None  # None: entries use start_allocation_pct
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "coins", tuple(c.strip().upper() for c in self.coins))
@@ -78,8 +80,15 @@ class StrategyConfig:
     ) -> StrategyConfig:
         """The strategy's view of the settings; the input limits have no settings key yet."""
         trading = {key: getattr(settings, key) for key in _SETTINGS_KEYS}
+        s = settings.sizing
+        sizing = (
+            VolatilitySizing(s.base_pct, s.min_pct, s.max_pct, s.target_atr_pct, s.atr_period)
+            if s.method == "volatility"
+            else None
+        )
         return cls(
             **trading,
+            sizing=sizing,
             venue_min_order_usd=venue_min_order_usd,
             max_signal_age=max_signal_age,
             max_quote_age=max_quote_age,
@@ -395,10 +404,11 @@ def _decide_entry(t: _Tick) -> Decision:
     if not (math.isfinite(account.total_value) and account.total_value > 0):
         why = f"account value {account.total_value!r} is unknown"
         return Decision(coin, (), None, f"no entry for {coin}: {why}", why)
-    wanted = account.total_value * cfg.start_allocation_pct / 100
+    pct, how = _entry_pct(cfg, signal)
+    wanted = account.total_value * pct / 100
     amount = max(wanted, cfg.min_order)
     sizing = (
-        f"{cfg.start_allocation_pct:g}% of account {_usd(account.total_value)}"
+        f"{how}{pct:g}% of account {_usd(account.total_value)}"
         f" = {_usd(wanted)}, minimum {_usd(cfg.min_order)}"
     )
     cash = account.buying_power
@@ -411,6 +421,16 @@ def _decide_entry(t: _Tick) -> Decision:
     reason = f"start {coin}: {trigger}; buy {_usd(amount)} at ask {_price(t.market.ask)} ({sizing})"
     intent = OrderIntent(coin, Side.BUY, OrderTag.ENTRY, reason, usd_amount=amount)
     return Decision(coin, (intent,), None, reason)
+
+
+def _entry_pct(cfg: StrategyConfig, signal: Signal) -> tuple[float, str]:
+    """The first buy's percent of the account and how it was chosen (a reason prefix)."""
+    if cfg.sizing is None:
+        return cfg.start_allocation_pct, ""
+    size = size_for_atr(signal.atr_pct, cfg.sizing)
+    if size.pct is None:
+        return cfg.start_allocation_pct, f"{size.reason}, fixed "
+    return round(size.pct, 4), f"volatility sizing ({size.reason}): "
 
 
 def _decide_held(t: _Tick, position: PositionState) -> Decision:

@@ -19,13 +19,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
 from pt_config import SettingsWatcher
 from pt_config_schema import PredictorSettings, Settings
 from pt_errors import PowerTraderError
+from pt_market_watch import Anomaly, MarketWatch
 from pt_models import (
     ModelError,
     ModelMeta,
@@ -34,6 +35,7 @@ from pt_models import (
     model_status,
     save_learned,
 )
+from pt_notify_format import volume_anomaly
 from pt_notify_runtime import ProcessNotifier
 from pt_notify_watch import ArbitrageWatch
 from pt_patterns import Memory, PatternConfig
@@ -127,6 +129,8 @@ class Thinker:
         self._wall = wall
         self._writer = writer
         self._slots: dict[str, _Slot] = {}
+        self.watch = MarketWatch(market)
+        self.anomalies: list[Anomaly] = []  # new volume anomalies found by the last step
 
     def step(self, settings: Settings, now: float) -> SignalsSnapshot:
         """Refresh every coin at ``now`` (the mode's time) and write ``state/signals.json``."""
@@ -134,9 +138,14 @@ class Thinker:
             log.info("%s removed from the settings; no longer followed", coin)
             self._save(self._slots.pop(coin))
         slots = [self._slots.setdefault(c, _Slot(c)) for c in settings.coins]
-        coins = tuple(self._coin(slot, settings, now) for slot in slots)
+        self.anomalies = self.watch.refresh(settings.coins, settings, now)
+        coins = tuple(
+            replace(self._coin(slot, settings, now), market=self.watch.state(slot.coin))
+            for slot in slots
+        )
         stage, reason = stage_of(coins)
-        return self.write(SignalsSnapshot(stage, reason, now, coins))
+        snapshot = SignalsSnapshot(stage, reason, now, coins, correlations=self.watch.correlations)
+        return self.write(snapshot)
 
     def write(self, snapshot: SignalsSnapshot) -> SignalsSnapshot:
         env = self._writer.write(snapshot_to_data(snapshot), now=self._wall())
@@ -340,6 +349,7 @@ class Runner:
         else:
             stage = self.thinker.step(settings, now).stage
             self._watch_arbitrage(settings)
+            self._notify_anomalies(settings, now)
         write_heartbeat(self.layout, PROC, status=stage.value, clock=self._wall)
         return settings
 
@@ -350,6 +360,16 @@ class Runner:
             return
         assert self.thinker is not None
         self._arbitrage.check(self.thinker.market, settings.coins, cfg.arbitrage_min_pct)
+
+    def _notify_anomalies(self, settings: Settings, now: float) -> None:
+        assert self.thinker is not None
+        for found in self.thinker.anomalies:
+            v = found.volume
+            log.info("%s: volume anomaly in the hour from %s: %s", found.coin, v.candle_time,
+                     v.reason)  # fmt: skip
+            if self.notifier is not None and "volume_anomaly" in settings.notifications.events:
+                self.notifier.notify(volume_anomaly(found.coin, v.relative, v.z, v.reason,
+                                                    candle_time=v.candle_time, at=now))  # fmt: skip
 
     def _placeholder(self, settings: Settings, stage: Stage, reason: str) -> Stage:
         coins = tuple(CoinSignal(c, CoinStatus.WARMING_UP, reason, 0.0) for c in settings.coins)

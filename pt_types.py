@@ -227,6 +227,7 @@ class Signal:
     time: float
     timeframes: tuple[TimeframeSignal, ...] = ()
     model_version: str = ""
+    atr_pct: float | None = None  # daily ATR as % of the price (None: not known yet)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "pure",
         ("pt_candles", "pt_price_path", "pt_patterns", "pt_strategy", "pt_strategy_display",
-         "pt_volume", "pt_correlation", "pt_position_sizing", "pt_risk", "pt_metrics",
+         "pt_volume", "pt_correlation", "pt_position_sizing", "pt_risk", "pt_market_state",
+         "pt_metrics",
          "pt_config_schema", "pt_accuracy", "pt_training", "pt_signals", "pt_notify_format",
          "pt_format"),
     ),
@@ -33,6 +34,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
          "pt_broker_robinhood", "pt_robinhood", "pt_robinhood_wire",
          "pt_journal_schema", "pt_journal_reader", "pt_journal", "pt_analytics",
          "pt_notifications", "pt_notify_channels", "pt_notify_runtime", "pt_notify_watch",
+         "pt_market_watch",
          "pt_secrets",
          "pt_secrets_vault",
          "pt_secrets_keysource",

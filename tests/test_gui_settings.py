@@ -149,6 +149,8 @@ def test_values_show_as_a_person_writes_them() -> None:
     assert to_raw(FIELDS["paper.starting_cash_usd"], 1e9) == "1000000000"
     assert to_raw(FIELDS["auto_start_scripts"], 1) is True
     assert to_raw(FIELDS["coins"], "BTC") == "BTC"  # a hand-edited file keeps what it had
+    days = FIELDS["risk.correlation_days"]  # a choice of numbers is saved as a number
+    assert (days.kind, days.choices, from_raw(days, "90")) == ("choice", ("7", "30", "90"), 90)
     spec = FieldSpec("x", "X", "json", None)
     assert to_raw(spec, {"a": 1}) == '{"a": 1}' and to_raw(spec, None) == ""
 

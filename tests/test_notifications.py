@@ -103,6 +103,11 @@ def test_policy_filters_by_level_and_kind() -> None:
     crash = nf.worker_event("thinker", "code 1", restarted=False, gave_up=False, at=AT)
     assert policy.wants(crash) and not policy.wants(opened())
     assert Policy().wants(opened())
+    stop = nf.risk_limit("drawdown stop: 20% below the peak", mode="paper", at=AT)
+    assert stop.level is Level.CRITICAL and policy.wants(stop)  # not in kinds: CRITICAL still goes
+    assert not Policy(kinds=frozenset()).wants(
+        nf.volume_anomaly("BTC", 4.2, 3.5, "anomaly", candle_time=0, at=AT)
+    )
 
 
 # -- channels against receivers ------------------------------------------------------------

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import pytest
 
+from pt_config import parse
 from pt_config_schema import Settings
 from pt_strategy import (
     Account,
@@ -379,6 +380,33 @@ def test_entry_size(total: float, cash: float, venue_min: float | None, amount: 
     cfg = StrategyConfig(coins=("BTC",), venue_min_order_usd=venue_min)
     d = run(None, market(99.9, 100.0), signal(4), config=cfg, account=Account(cash, total))
     assert [i.usd_amount for i in d.intents] == [pytest.approx(amount)]
+
+
+@pytest.mark.parametrize(
+    ("atr_pct", "amount", "said"),
+    [
+        (3.0, 200.0, "volatility sizing (ATR 14 is 3.00% of the price (target 3%): 2% × 1.00 = "
+                     "2.00% of the account): 2% of account $10,000.00 = $200.00"),
+        (6.0, 100.0, "2% × 0.50 = 1.00% of the account"),
+        (12.0, 100.0, "2% × 0.25 = 1.00% of the account (at the lower bound)"),
+        (0.3, 1_000.0, "2% × 10.00 = 10.00% of the account (at the upper bound)"),
+        (None, 0.5, "no volatility size: ATR % unknown, fixed 0.005% of account"),
+        (0.0, 0.5, "no volatility size: no price movement, fixed 0.005%"),
+    ],
+)  # fmt: skip
+def test_volatility_sizing_of_entries(atr_pct: float | None, amount: float, said: str) -> None:
+    settings = parse({"coins": ["BTC"], "sizing": {"method": "volatility"}})
+    cfg = StrategyConfig.from_settings(settings)
+    assert cfg.sizing is not None and cfg.sizing.base_pct == 2.0
+    sig = replace(signal(4), atr_pct=atr_pct)
+    d = run(None, market(99.9, 100.0), sig, config=cfg)
+    assert [i.usd_amount for i in d.intents] == [pytest.approx(amount)]
+    assert said in d.intents[0].reason
+    fixed = StrategyConfig.from_settings(parse({"coins": ["BTC"]}))
+    assert fixed.sizing is None
+    assert [i.usd_amount for i in run(None, market(99.9, 100.0), sig, config=fixed).intents] == [
+        0.5
+    ]
 
 
 def test_no_entry_when_cash_is_below_the_minimum() -> None:

@@ -19,9 +19,10 @@ import pytest
 import pt_ohlcv
 from pt_candles import drop_forming, resample
 from pt_config import SettingsWatcher, parse, save
-from pt_config_schema import Settings
+from pt_config_schema import Settings, SizingSettings, VolumeSettings
 from pt_errors import MarketDataError
 from pt_exchanges import mark_forming
+from pt_market_state import daily_needed, hourly_needed
 from pt_models import Model, ModelMeta, load_model, model_status, save_model
 from pt_patterns import Memory, MemoryArrays, PatternConfig, walk_forward
 from pt_replay import read_clock, sim_time, start_clock
@@ -120,6 +121,15 @@ class FakeClock:
         self.now += seconds
 
 
+# The market watch's fetches (volume and ATR state) once per hour per coin: closed candles + 1.
+WATCH_CALLS = [
+    (coin, tf, needed + 1)
+    for coin in ("BTC", "ETH")
+    for tf, needed in ((Timeframe.H1, hourly_needed(VolumeSettings())),
+                       (Timeframe.D1, daily_needed(SizingSettings())))
+]  # fmt: skip
+
+
 def settings(**changes: object) -> Settings:
     data: dict[str, object] = {
         "coins": ["BTC", "ETH"],
@@ -153,7 +163,9 @@ def test_a_ready_coin_gets_levels_for_every_price_without_refetching(layout: Dat
     assert (snap.stage, snap.ready_coins, snap.total_coins) == (Stage.READY, ("BTC", "ETH"), 2)
     btc = snap.coin("BTC")
     assert btc is not None and btc.model_id == "BTC-test-1" and btc.price == 100.0
-    assert len(market.calls) == 14 and {c[2] for c in market.calls} == {4}
+    predictor_calls = [c for c in market.calls if c not in WATCH_CALLS]
+    assert len(predictor_calls) == 14 and {c[2] for c in predictor_calls} == {4}
+    assert sorted(set(market.calls) - set(predictor_calls)) == sorted(WATCH_CALLS)
     lows = [v.signal.low_bound for v in btc.timeframes]
     assert all(np.isfinite(lows)) and all(v.signal.candle_time <= NOW for v in btc.timeframes)
     for price in (90.0, 100.0, 120.0):
@@ -164,7 +176,7 @@ def test_a_ready_coin_gets_levels_for_every_price_without_refetching(layout: Dat
         highs = [v.signal.high_bound for v in got.timeframes]
         assert got.long_level == sum(lo > price for lo in lows)
         assert got.short_level == sum(hi < price for hi in highs)
-    assert len(market.calls) == 14  # no candle closed: no candle fetched, levels still moved
+    assert len(market.calls) == 18  # no candle closed: no candle fetched, levels still moved
     on_disk = read_signals(layout)
     assert on_disk is not None and on_disk.coin("BTC") is not None
     assert on_disk.seq == 4 and on_disk.stage is Stage.READY
@@ -179,7 +191,9 @@ def test_closed_candles_are_learned_and_saved_for_the_next_start(layout: DataLay
     clock.now += 2 * HOUR  # two 1h candles and one 2h candle close
     market.calls.clear()
     thinker.step(settings(), clock())
-    assert sorted({(tf.value, limit) for _, tf, limit in market.calls}) == [("1h", 5), ("2h", 4)]
+    fetched = {(tf.value, limit) for _, tf, limit in market.calls}
+    watch = {(tf.value, limit) for _, tf, limit in WATCH_CALLS}  # a new hour: the market state
+    assert sorted(fetched - watch) == [("1h", 5), ("2h", 4)] and watch <= fetched
     thinker.save_all()
     learned = layout.model_dir("BTC") / "learned-BTC-test-1.npz"
     assert learned.exists()
