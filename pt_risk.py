@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from pt_format import price_text
+from pt_strategy import Decision, MarketView
+from pt_types import OrderIntent, OrderTag, Side
 
 if TYPE_CHECKING:
     from pt_config_schema import Settings
@@ -39,6 +41,7 @@ class RiskLimits:
     drawdown_pause_all: bool = False
     correlation_threshold: float = 0.8
     block_correlated_entries: bool = False
+    correlation_days: int = 30
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RiskLimits:
@@ -54,6 +57,7 @@ class RiskLimits:
             drawdown_pause_all=r.drawdown_pause_all,
             correlation_threshold=r.correlation_threshold,
             block_correlated_entries=r.block_correlated_entries,
+            correlation_days=r.correlation_days,
         )
 
 
@@ -279,3 +283,85 @@ def drawdown_from_json(data: object) -> DrawdownState | None:
         )
     except (KeyError, TypeError, ValueError):
         return None
+
+
+# -- applied to a tick's decisions -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CoinRiskInputs:
+    """What the thinker and the venues know about a coin beyond its quote (None: unknown)."""
+
+    atr_pct: float | None = None
+    venue_gap_pct: float | None = None
+    correlations: Mapping[str, float | None] | None = None
+
+
+def gate_buys(
+    decisions: tuple[Decision, ...],
+    limits: RiskLimits,
+    *,
+    account_value: float,
+    positions: Mapping[str, float],
+    markets: Mapping[str, MarketView],
+    inputs: Mapping[str, CoinRiskInputs],
+    halted: str = "",
+) -> tuple[tuple[Decision, ...], dict[str, str]]:
+    """The decisions with every buy that breaks a limit removed (sells untouched), and why
+    per coin. ``halted`` (the drawdown stop's reason) removes every buy. A buy allowed with a
+    diversification note keeps the note in its reason (journal and notification show it).
+    Buys earlier in the tick count toward the limits of later ones."""
+    gate = _Gate(limits, account_value, dict(positions), markets, inputs, halted)
+    return tuple(gate.decision(d) for d in decisions), gate.refused
+
+
+@dataclass
+class _Gate:
+    limits: RiskLimits
+    account_value: float
+    held: dict[str, float]
+    markets: Mapping[str, MarketView]
+    inputs: Mapping[str, CoinRiskInputs]
+    halted: str
+    refused: dict[str, str] = field(default_factory=dict)
+
+    def decision(self, d: Decision) -> Decision:
+        if not any(i.side is Side.BUY for i in d.intents):
+            return d
+        intents = tuple(kept for i in d.intents if (kept := self._intent(d.coin, i)) is not None)
+        if d.coin in self.refused and not intents:
+            return replace(d, intents=(), reason=f"{d.reason} — refused: {self.refused[d.coin]}")
+        return replace(d, intents=intents)
+
+    def _intent(self, coin: str, intent: OrderIntent) -> OrderIntent | None:
+        if intent.side is not Side.BUY:
+            return intent
+        verdict = self._judge(coin, intent)
+        if not verdict.allowed:
+            self.refused[coin] = f"risk limit ({verdict.rule}): {verdict.reason}"
+            return None
+        self.held[coin] = self.held.get(coin, 0.0) + (intent.usd_amount or 0.0)
+        if verdict.notes:
+            return replace(intent, reason=f"{intent.reason}; note: {'; '.join(verdict.notes)}")
+        return intent
+
+    def _judge(self, coin: str, intent: OrderIntent) -> RiskVerdict:
+        if self.halted:
+            return RiskVerdict(False, "drawdown_stop_pct", self.halted)
+        market = self.markets.get(coin)
+        if market is None:  # the strategy makes no buy without a quote; kept for safety
+            return RiskVerdict(False, "quote", f"no price for {coin}")
+        extra = self.inputs.get(coin, CoinRiskInputs())
+        check = BuyCheck(
+            coin=coin,
+            usd=intent.usd_amount or 0.0,
+            entry=intent.tag is OrderTag.ENTRY,
+            account_value=self.account_value,
+            positions=self.held,
+            bid=market.bid,
+            ask=market.ask,
+            atr_pct=extra.atr_pct,
+            venue_gap_pct=extra.venue_gap_pct,
+            correlations=extra.correlations,
+        )
+        return check_buy(check, self.limits)

@@ -39,6 +39,7 @@ ENV_HOME = "POWERTRADER_HOME"
 DEFAULT_DIR_NAME = "user_data"
 HEARTBEAT_SCHEMA = "heartbeat/1"
 CONTROL_SCHEMA = "control/1"
+RISK_RESUME_SCHEMA = "risk_resume/1"
 
 # os.replace over a file that another process has open fails on Windows; retry briefly.
 _REPLACE_ATTEMPTS = 8
@@ -126,6 +127,7 @@ class DataLayout:
     signals_file = _Sub("state", "signals.json")
     trader_status_file = _Sub("state", "trader_status.json")
     clock_file = _Sub("state", "clock.json")
+    risk_resume_file = _Sub("control", "risk_resume.json")  # the hub: resume after a risk stop
 
     def model_dir(self, coin: str) -> Path:
         return self.models_dir / _check_name("coin", coin).upper()
@@ -566,3 +568,26 @@ def read_control(layout: DataLayout, proc: str) -> ControlCommand:
     """
     env = _reader(layout.control_file(proc), CONTROL_SCHEMA, _check_control_data).read()
     return ControlCommand.RUN if env is None else ControlCommand(env.data["command"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Resuming after a risk stop
+
+
+def _check_resume_data(data: Any) -> None:
+    if not isinstance(data, dict) or not isinstance(data.get("requested_at"), int | float):
+        raise TypeError("a resume request is an object with a number 'requested_at'")
+
+
+def write_risk_resume(layout: DataLayout, *, clock: Clock = time.time) -> float:
+    """The user resumes trading after a risk stop (the hub is the only writer). The trader
+    releases a stop that tripped before this moment; returns the moment."""
+    now = clock()
+    _writer(layout.risk_resume_file, RISK_RESUME_SCHEMA).write({"requested_at": now}, now=now)
+    return now
+
+
+def read_risk_resume(layout: DataLayout) -> float | None:
+    """When the user last asked to resume (wall time), or None."""
+    env = _reader(layout.risk_resume_file, RISK_RESUME_SCHEMA, _check_resume_data).read()
+    return None if env is None else float(env.data["requested_at"])

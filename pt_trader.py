@@ -14,6 +14,7 @@ change in the settings is logged and takes effect when the hub restarts the trad
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal as os_signal
 import sys
@@ -32,6 +33,7 @@ from pt_notify_runtime import ProcessNotifier
 from pt_notify_watch import DailySummary
 from pt_process import read_passphrase, run_process, worker_parser
 from pt_replay import DemoClockError, SimClock
+from pt_risk import DrawdownState
 from pt_robinhood import RobinhoodClient
 from pt_secrets import SecretsError, SecretStore, choose_key_source, load_robinhood
 from pt_secrets_vault import read_header
@@ -39,12 +41,13 @@ from pt_state import (
     DataLayout,
     StateWriter,
     read_control,
+    read_risk_resume,
     write_heartbeat,
 )
 from pt_strategy import StrategyConfig, buy_pnl_pct, sell_pnl_pct
 from pt_strategy_display import dca_line
 from pt_thinker import read_signals
-from pt_thinker_exchanges import MarketData, build_market
+from pt_thinker_exchanges import AggregatedPrice, MarketData, build_market
 from pt_trader_core import TickResult, Trader, no_notify
 from pt_types import ControlCommand, Mode
 
@@ -77,20 +80,40 @@ def crash_hook_from_env(environ: Mapping[str, str] = os.environ) -> Callable[[st
     return crash
 
 
-def paper_prices(market: MarketData) -> Callable[[str], BrokerQuote]:
-    """The paper broker's quotes: the venues' median price, with the best bid/ask's spread."""
+class VenuePrices:
+    """Each coin's aggregated price across the venues, asked at most once per ``ttl`` wall
+    seconds: one tick's quote, reference price and venue gap share one round of requests."""
 
-    def prices(coin: str) -> BrokerQuote:
-        agg = market.get_aggregated_current_price(coin)
+    def __init__(self, market: MarketData, *, wall: Clock = time.time, ttl: float = 0.5) -> None:
+        self.market, self._wall, self.ttl = market, wall, ttl
+        self._memo: dict[str, tuple[float, AggregatedPrice]] = {}
+
+    def get(self, coin: str) -> AggregatedPrice:
+        now = self._wall()
+        hit = self._memo.get(coin)
+        if hit is not None and now - hit[0] < self.ttl:
+            return hit[1]
+        agg = self.market.get_aggregated_current_price(coin)
+        self._memo[coin] = (now, agg)
+        return agg
+
+    def quote(self, coin: str) -> BrokerQuote:
+        """The paper broker's quote: the venues' median price, with the best bid/ask's spread."""
+        agg = self.get(coin)
         half = max(agg.best_ask - agg.best_bid, 0.0) / 2
         return BrokerQuote(coin, agg.median_mid - half, agg.median_mid + half, agg.time)
 
-    return prices
+    def reference(self, coin: str) -> float:
+        """Live mode's check on the broker: the market-data venues' median mid price."""
+        return self.get(coin).median_mid
 
-
-def reference_prices(market: MarketData) -> Callable[[str], float]:
-    """Live mode's check on the broker: the market-data venues' median mid price."""
-    return lambda coin: market.get_aggregated_current_price(coin).median_mid
+    def gap_pct(self, coin: str) -> float:
+        """How far apart the venues used for the price are: (highest − lowest mid) / median."""
+        agg = self.get(coin)
+        mids = [(q.bid + q.ask) / 2 for q in agg.quotes]
+        if not mids or agg.median_mid <= 0:
+            return math.nan
+        return (max(mids) - min(mids)) / agg.median_mid * 100.0
 
 
 def live_broker(settings: Settings, layout: DataLayout, passphrase: str | None = None) -> Broker:
@@ -170,7 +193,17 @@ def status_data(result: TickResult, settings: Settings, mode: Mode) -> dict[str,
         "problem": result.problem,
         "account": {"cash": cash, "total_value": total, "percent_in_trade": in_trade},
         "coins": coins,
+        "risk": risk_data(result.risk, total),
     }
+
+
+def risk_data(state: DrawdownState | None, value: float | None) -> dict[str, Any]:
+    """The drawdown stop as the hub shows it: tripped (with why and since when) or not."""
+    if state is None:
+        return {"halted": False, "reason": "", "since": None, "peak": None, "drawdown_pct": None}
+    drawdown = state.drawdown_pct(value) if value is not None and state.peak > 0 else None
+    return {"halted": state.halted, "reason": state.reason, "since": state.halted_at,
+            "peak": state.peak or None, "drawdown_pct": drawdown}  # fmt: skip
 
 
 class Runner:
@@ -203,15 +236,14 @@ class Runner:
             sim = SimClock(layout, wall_clock=wall)
             now, scale = sim.now, lambda: sim.state().speed
         journal = TradeJournal(layout.journal_db, mode=self.mode, clock=now)
-        market = build_market(settings, layout)
+        venues = VenuePrices(build_market(settings, layout), wall=wall)
         broker: Broker
         reference = None
         if self.mode is Mode.LIVE:
             broker = live_broker(settings, layout, self._passphrase)
-            reference = reference_prices(market)
+            reference = venues.reference
         else:
-            prices = paper_prices(market)
-            broker = PaperBroker.from_settings(journal, prices, settings.paper, clock=now)
+            broker = PaperBroker.from_settings(journal, venues.quote, settings.paper, clock=now)
         trader = Trader(
             broker=broker,
             journal=journal,
@@ -223,6 +255,8 @@ class Runner:
             crash_hook=crash_hook_from_env(),
             reference=reference,
             notify=self.notifier.notify if self.notifier is not None else no_notify,
+            venue_gap=venues.gap_pct,
+            resume_requested=lambda: read_risk_resume(layout),
         )
         for line in trader.reconcile():  # before anything else
             log.info("reconciled %s", line)

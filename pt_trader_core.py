@@ -23,6 +23,7 @@ from pt_errors import ExchangeAuthError, PowerTraderError
 from pt_journal import TradeJournal
 from pt_journal_schema import ALLOWED_NEXT, JournalError, OrderRecord, OrderState, TradeRecord
 from pt_notify_format import Notification, dca, trade_closed, trade_opened
+from pt_risk import DrawdownState, RiskLimits, gate_buys
 from pt_signals import SignalsSnapshot
 from pt_strategy import (
     Account,
@@ -33,6 +34,7 @@ from pt_strategy import (
     TrailingState,
     decide_all,
 )
+from pt_trader_risk import RiskDesk
 from pt_types import OrderTag, Side, Signal
 
 log = logging.getLogger(__name__)
@@ -120,6 +122,7 @@ class TickResult:
     coins: tuple[CoinView, ...]
     problem: str = ""
     orders: tuple[OrderReport, ...] = ()
+    risk: DrawdownState | None = None
 
 
 class Trader:
@@ -133,7 +136,9 @@ class Trader:
     at exactly that point (tests/test_trader_crash.py kills the process there). ``reference``
     gives a coin's median price at the other venues (live mode: the broker's price is checked
     against it); when it fails, that coin is not traded. ``notify`` gets a notification for
-    every order that finishes with fills (:func:`fill_notification`); it must not block."""
+    every order that finishes with fills (:func:`fill_notification`); it must not block.
+    Before any buy goes out it passes the risk limits (:func:`pt_risk.gate_buys`);
+    ``venue_gap`` and ``resume_requested`` go to its :class:`pt_trader_risk.RiskDesk`."""
 
     def __init__(
         self,
@@ -152,6 +157,8 @@ class Trader:
         crash_hook: Callable[[str], None] = _no_crash,
         reference: Callable[[str], float] | None = None,
         notify: Callable[[Notification], None] = no_notify,
+        venue_gap: Callable[[str], float] | None = None,
+        resume_requested: Callable[[], float | None] = lambda: None,
     ) -> None:
         self.broker, self.journal = broker, journal
         self._signals, self._clock, self._settings = signals, clock, settings
@@ -163,6 +170,9 @@ class Trader:
         self._crash = crash_hook
         self._reference = reference
         self._notify = notify
+        self.risk = RiskDesk(
+            journal, notify, venue_gap=venue_gap, resume_requested=resume_requested
+        )
         self._cooldown: dict[str, tuple[float, str]] = {}  # coin -> (wall until, why)
         self._auth_until = -math.inf
         self.auth_problem = ""
@@ -260,12 +270,18 @@ class Trader:
         coins = tuple(dict.fromkeys((*config.coins, *trades)))
         markets, problems = self._quotes(coins)
         positions = {c: self._position(t) for c, t in trades.items()}
-        signals, stale = self._read_signals(config.coins, self._signal_age_limit(settings))
-        cash = account.cash_usd
-        value = cash + sum(
-            p.quantity * markets[c].bid for c, p in positions.items() if c in markets
+        snapshot = self._signals()
+        signals, stale = self._fresh_signals(
+            snapshot, config.coins, self._signal_age_limit(settings)
         )
+        cash = account.cash_usd
+        held = {c: p.quantity * markets[c].bid for c, p in positions.items() if c in markets}
+        value = cash + sum(held.values())
         strategy_account = Account(cash, value, account.buying_power_usd)
+        limits = RiskLimits.from_settings(settings)
+        priced = all(c in markets for c in positions)  # a missing price is no fall in value
+        risk = self.risk.track(limits, value, now=now, wall=wall) if priced else self.risk.drawdown
+        halted = risk.reason if risk is not None and risk.halted else ""
         decisions = decide_all(
             config,
             markets=markets,
@@ -274,10 +290,20 @@ class Trader:
             account=strategy_account,
             now=now,
         )
+        decisions, refused = gate_buys(
+            decisions,
+            limits,
+            account_value=value,
+            positions=held,
+            markets=markets,
+            inputs=self.risk.inputs(snapshot, decisions, held, limits, now),
+            halted=halted,
+        )
+        problems.update(refused)
+        stopped = paused or bool(halted and limits.drawdown_pause_all)
         reports: list[OrderReport] = []
-        problem = stale
         for d in decisions:
-            if paused or not d.intents:
+            if stopped or not d.intents:
                 continue
             try:
                 reports.extend(self._execute(d, signals.get(d.coin), now, wall, problems))
@@ -299,9 +325,9 @@ class Trader:
             )
             for d in decisions
         )
-        if paused:
-            problem = "paused by the hub: no new orders"
-        return self._done(TickResult(now, strategy_account, views, problem, tuple(reports)))
+        problem = "paused by the hub: no new orders" if paused else (halted or stale)
+        result = TickResult(now, strategy_account, views, problem, tuple(reports), risk)
+        return self._done(result)
 
     def _done(self, result: TickResult) -> TickResult:
         self.last = result
@@ -350,10 +376,9 @@ class Trader:
             markets[coin] = MarketView(q.bid, q.ask, q.time, ref)
         return markets, problems
 
-    def _read_signals(
-        self, coins: tuple[str, ...], max_age: float
+    def _fresh_signals(
+        self, snapshot: SignalsSnapshot | None, coins: tuple[str, ...], max_age: float
     ) -> tuple[dict[str, Signal], str]:
-        snapshot = self._signals()
         if snapshot is None:
             return {}, "no signals from the thinker yet: no entries, no neural DCA"
         age = snapshot.age(self._wall())

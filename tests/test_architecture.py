@@ -38,6 +38,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
          "pt_secrets",
          "pt_secrets_vault",
          "pt_secrets_keysource",
+         "pt_trader_risk",
          "pt_trader_core"),
     ),
     (
