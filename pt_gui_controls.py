@@ -89,6 +89,7 @@ class ControlsPanel(ttk.Frame):
         on_start_all: Callable[[], None],
         on_stop_all: Callable[[], None],
         on_speed: Callable[[float], None],
+        on_resume: Callable[[], None] = lambda: None,
     ) -> None:
         super().__init__(parent, style="Panel.TFrame", padding=8)
         self._on_start_all, self._on_stop_all, self._on_speed = on_start_all, on_stop_all, on_speed
@@ -120,6 +121,15 @@ class ControlsPanel(ttk.Frame):
         self.message = tk.Label(self, text="", bg=PANEL, fg=WARNING, anchor="w", justify="left")
         self.message.grid(row=7, column=0, columnspan=2, sticky="ew")
         self.message.grid_remove()  # shown only when there is something to say
+        self.risk = tk.Frame(self, bg=PANEL, highlightthickness=1, highlightbackground=NEGATIVE)
+        self.risk.grid(row=8, column=0, columnspan=2, sticky="ew", pady=(6, 0))
+        self.risk.columnconfigure(0, weight=1)
+        self.risk_text = tk.Label(self.risk, text="", bg=PANEL, fg=NEGATIVE, anchor="w",
+                                  justify="left")  # fmt: skip
+        self.risk_text.grid(row=0, column=0, sticky="ew", padx=6, pady=(4, 2))
+        self.resume = ttk.Button(self.risk, text="Resume trading", command=on_resume)
+        self.resume.grid(row=1, column=0, sticky="w", padx=6, pady=(0, 6))
+        self.risk.grid_remove()  # shown while a risk limit has stopped the trader
         self.bind("<Configure>", self._rewrap)
         self._running = False
         self.notice = ""
@@ -134,6 +144,7 @@ class ControlsPanel(ttk.Frame):
         width = max(200, event.width - 24)
         self.flow.configure(wraplength=width)
         self.message.configure(wraplength=width)
+        self.risk_text.configure(wraplength=width - 12)
 
     def _toggle(self) -> None:
         (self._on_stop_all if self._running else self._on_start_all)()
@@ -161,6 +172,7 @@ class ControlsPanel(ttk.Frame):
         message = status.message or status.supervisor.detail
         if status.running:
             self.notice = ""  # the hub's own note (e.g. a cancelled start) is over
+        self._show_risk(status.risk_stop)
         text = "\n".join([*problems, message, self.notice]).strip()
         if text != self.message.cget("text"):
             self.message.configure(text=text, fg=WARNING if problems else MUTED)
@@ -168,6 +180,16 @@ class ControlsPanel(ttk.Frame):
                 self.message.grid()
             else:
                 self.message.grid_remove()
+
+    def _show_risk(self, why: str) -> None:
+        text = why[:1].upper() + why[1:]
+        if text == self.risk_text.cget("text"):
+            return
+        self.risk_text.configure(text=text)
+        if text:
+            self.risk.grid()
+        else:
+            self.risk.grid_remove()
 
 
 class TrainingPanel(ttk.Frame):

@@ -125,6 +125,7 @@ class HubWindow:
             on_start_all=self.start_all,
             on_stop_all=self.engine.stop_all,
             on_speed=self.set_speed,
+            on_resume=self.resume_risk,
         )
         self.controls.pack(fill="x")
         self.account = AccountPanel(left, self.feed, columns=2, theme=self.theme)
@@ -284,6 +285,11 @@ class HubWindow:
             self.controls.say("Auto start waits for training: press Train All.")
         else:
             self.start_all()
+
+    def resume_risk(self) -> None:
+        """Resume trading after the drawdown stop (the engine writes the request; the banner
+        goes once the trader's next status no longer shows the stop)."""
+        self.engine.resume_risk()
 
     def set_speed(self, speed: float) -> None:
         layout = self.layout

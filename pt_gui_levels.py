@@ -17,7 +17,7 @@ import logging
 import time
 import tkinter as tk
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
 from tkinter import ttk
 
@@ -47,7 +47,7 @@ __all__ = ["LevelTile", "LevelsLoader", "LevelsPanel", "LevelsView", "build_leve
 log = logging.getLogger(__name__)
 
 SEGMENTS = 7
-TILE_W, TILE_H, GAP = 92, 156, 8
+TILE_W, TILE_H, GAP = 92, 172, 8
 SEG_H, SEG_GAP, BAR_W = 11, 2, 16
 HINT = "Click a coin to open its chart · the white line marks the trade start level"
 STALE_AFTER_S = 120.0  # wall seconds without a new signals file: the thinker is not writing
@@ -70,6 +70,9 @@ class LevelTile:
     note: str = ""
     reason: str = ""
     warn: bool = False
+    volume: str = ""  # the volume state's short line (pt_market_state.VolumeState.tile_text)
+    volume_detail: str = ""
+    anomaly: bool = False
 
     @property
     def caption(self) -> str:
@@ -111,6 +114,11 @@ def build_levels(
             word = STATUS_WORDS.get(c.status, c.status.value.replace("_", " "))
             warn = c.status in TRAINING_STATUSES or c.status is CoinStatus.ERROR
             tiles.append(LevelTile(coin, None, None, word, c.reason, warn))
+        volume = c.market.volume if c is not None and c.market is not None else None
+        if volume is not None:
+            detail = f"volume {volume.summary}: {volume.reason}"
+            tiles[-1] = replace(tiles[-1], volume=volume.tile_text, anomaly=volume.anomalous,
+                                volume_detail=detail)  # fmt: skip
     stale = snapshot.age(wall_now) > stale_after_s
     when = datetime.fromtimestamp(snapshot.written_at, tz=tz).strftime("%H:%M:%S")
     last = f"Last: {when}" + (" (not updating)" if stale else "")
@@ -266,6 +274,11 @@ class LevelsPanel(ttk.Frame):
             c.create_text(x + TILE_W / 2, bottom + 28, text=t.note, font=self.theme.small,
                           fill=WARNING if t.warn else MUTED, width=TILE_W - 8, justify="center",
                           tags=(tag, f"note:{t.coin}"))  # fmt: skip
+        if t.volume:
+            colour = WARNING if t.anomaly else MUTED
+            line_y = bottom + (44 if t.note else 28)
+            c.create_text(x + TILE_W / 2, line_y, text=t.volume, font=self.theme.small,
+                          fill=colour, tags=(tag, f"volume:{t.coin}"))  # fmt: skip
 
     def _outline(self, coin: str, colour: str) -> None:
         self.canvas.itemconfigure(f"box:{coin}", outline=colour, width=2 if colour == ACCENT else 1)
@@ -298,7 +311,8 @@ class LevelsPanel(ttk.Frame):
             return
         self._outline(coin, ACCENT)
         reason = tile.reason.removeprefix(f"{coin}: ") or "ready"
-        self.detail.configure(text=f"{coin} {tile.caption} — {reason}")
+        volume = f" · {tile.volume_detail}" if tile.volume_detail else ""
+        self.detail.configure(text=f"{coin} {tile.caption} — {reason}{volume}")
 
     def _click(self, event: tk.Event[tk.Misc]) -> None:
         coin = self._at(event)

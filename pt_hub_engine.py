@@ -28,7 +28,7 @@ from pt_replay import DemoClockState, read_clock, sim_time
 from pt_secrets_keysource import SecretsError
 from pt_secrets_vault import VAULT_NAME, read_header
 from pt_signals import SignalsSnapshot
-from pt_state import DataLayout, StateReader, StatKey, stat_key
+from pt_state import DataLayout, StateReader, StatKey, stat_key, write_risk_resume
 from pt_supervisor import Supervisor, SupervisorSnapshot, trainer_spec
 from pt_thinker import read_signals
 from pt_trader import STATUS_SCHEMA as TRADER_SCHEMA
@@ -68,6 +68,12 @@ class HubStatus:
     key_source: str | None = None  # how the stored keys are locked ("passphrase", ...); None: none
     stored_secrets: tuple[str, ...] = ()  # the names in the secrets file (no values)
     notify_problems: tuple[str, ...] = ()  # enabled channels that cannot send, and why
+
+    @property
+    def risk_stop(self) -> str:
+        """Why the trader stopped buying (the drawdown stop), or "" when it did not."""
+        risk = (self.trader or {}).get("risk") or {}
+        return str(risk.get("reason") or "stopped by a risk limit") if risk.get("halted") else ""
 
     @property
     def all_trained(self) -> bool:
@@ -166,6 +172,16 @@ class HubEngine:
 
     def stop_all(self) -> None:
         self.submit(lambda s: s.stop_all())
+
+    def resume_risk(self) -> None:
+        """The user resumes trading after the drawdown stop (the trader releases it at its
+        next tick and measures the drawdown from there)."""
+
+        def command(_sup: Supervisor) -> None:
+            at = write_risk_resume(self.layout, clock=self._wall)
+            log.warning("the user resumed trading after the drawdown stop (at %.0f)", at)
+
+        self.submit(command)
 
     def train(self, coins: list[str]) -> None:
         """Train the coins (all in parallel, like the original's Train All)."""

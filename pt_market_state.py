@@ -35,6 +35,14 @@ class VolumeState:
     reason: str  # the anomaly verdict, then the trend's
 
     @property
+    def tile_text(self) -> str:
+        """The coin tile's short line: ``"vol 2.4× ↑"``; an anomaly ends in ``!``."""
+        size = f"vol {self.relative:.1f}×" if self.relative is not None else "vol ?"
+        arrow = {Trend.INCREASING: " ↑", Trend.DECREASING: " ↓", Trend.STABLE: " →"}.get(
+            self.trend, "")  # fmt: skip
+        return f"{size}{arrow}" + (" !" if self.anomalous else "")
+
+    @property
     def summary(self) -> str:
         """What the coin's tile shows: ``"vol 2.4× · z 3.1 · rising"``."""
         parts = [f"vol {self.relative:.1f}×" if self.relative is not None else "vol ?"]

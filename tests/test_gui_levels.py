@@ -13,6 +13,7 @@ import pytest
 
 from pt_gui_levels import LevelsLoader, LevelsPanel
 from pt_gui_theme import ACCENT, GRID, LONG_BLUE, MUTED, SHORT_ORANGE, WARNING
+from pt_market_state import MarketState, VolumeState
 from pt_signals import (
     SIGNALS_SCHEMA,
     CoinSignal,
@@ -22,17 +23,42 @@ from pt_signals import (
     stage_of,
 )
 from pt_state import DataLayout, StateWriter
+from pt_volume import Trend
 from tests.gui_support import pump, screenshot, themed_root
 from tests.gui_support import wait_until as wait_for
 
 COINS = ("BTC", "ETH", "XRP", "DOGE", "SOL", "ADA")
 
 
+LOUD = VolumeState(0, 9_000.0, 9.8, 4.2, True, Trend.INCREASING, 35.0, "anomaly: 4.2 σ above")
+CALM = VolumeState(0, 900.0, 1.0, 0.1, False, Trend.STABLE, 1.0, "normal: 0.1 σ above")
+
+
 def write_signals(layout: DataLayout, btc_long: int = 5) -> None:
     now = time.time()
     coins = (
-        CoinSignal("BTC", CoinStatus.READY, "7 of 7 timeframes", now, "m1", 60_000.0, btc_long, 0),
-        CoinSignal("ETH", CoinStatus.READY, "7 of 7 timeframes", now, "m1", 3_000.0, 2, 3),
+        CoinSignal(
+            "BTC",
+            CoinStatus.READY,
+            "7 of 7 timeframes",
+            now,
+            "m1",
+            60_000.0,
+            btc_long,
+            0,
+            market=MarketState(LOUD, "", 2.5, ""),
+        ),
+        CoinSignal(
+            "ETH",
+            CoinStatus.READY,
+            "7 of 7 timeframes",
+            now,
+            "m1",
+            3_000.0,
+            2,
+            3,
+            market=MarketState(CALM, "", 3.1, ""),
+        ),
         CoinSignal("XRP", CoinStatus.NOT_TRAINED, "XRP: not trained yet; train it", now),
         CoinSignal("DOGE", CoinStatus.STALE_MODEL, "DOGE: model is 20 days old; retrain", now),
         CoinSignal("SOL", CoinStatus.WARMING_UP, "SOL: 3 of 7 timeframes ready", now),
@@ -104,6 +130,9 @@ def test_tiles_show_levels_and_why_a_coin_has_none(root: tk.Tk, layout: DataLayo
     assert (text(panel, "note:SOL"), fill(panel, "note:SOL")) == ("warming up", MUTED)
     assert (text(panel, "note:ADA"), fill(panel, "note:ADA")) == ("no signal", MUTED)
     assert not panel.canvas.find_withtag("note:BTC")
+    assert (text(panel, "volume:BTC"), fill(panel, "volume:BTC")) == ("vol 9.8× ↑ !", WARNING)
+    assert (text(panel, "volume:ETH"), fill(panel, "volume:ETH")) == ("vol 1.0× →", MUTED)
+    assert not panel.canvas.find_withtag("volume:XRP")  # no market state: no line
     assert str(panel.last.cget("text")).startswith("Last: ")
 
     # the start-level marker sits between segments 2 and 3 (a LONG of 3 reaches above it)
@@ -121,6 +150,13 @@ def test_tiles_show_levels_and_why_a_coin_has_none(root: tk.Tk, layout: DataLayo
     assert panel.detail.cget("text") == "XRP L:– S:– — not trained yet; train it"
     root.lift()  # another test session may share this virtual display
     screenshot(root, "levels_panel")
+
+    x, y = centre(panel, "BTC")
+    panel.canvas.event_generate("<Motion>", x=x, y=y)
+    pump(root, 0.05)
+    assert panel.detail.cget("text") == (
+        "BTC L:5 S:0 — 7 of 7 timeframes · volume vol 9.8× · z +4.2 · rising: anomaly: 4.2 σ above"
+    )
 
     x, y = centre(panel, "ETH")
     panel.canvas.event_generate("<Motion>", x=x, y=y)
