@@ -19,6 +19,7 @@ import pt_config
 from pt_analytics_dashboard import AnalyticsWidget, mode_clock
 from pt_config_schema import Settings
 from pt_gui_controls import ControlsPanel, TrainingPanel
+from pt_gui_correlation import CorrelationTab
 from pt_gui_hub_charts import ChartsNotebook
 from pt_gui_keywizard import KeyWizard
 from pt_gui_levels import LevelsPanel
@@ -172,6 +173,11 @@ class HubWindow:
             self.tabs, journal_path=self.layout.journal_db, clock=mode_clock(self.layout)
         )
         self.tabs.add(self.analytics, text="ANALYTICS")
+        risk = self.settings.risk
+        self.correlation = CorrelationTab(self.tabs, layout=self.layout, coins=self.settings.coins,
+                                          days=risk.correlation_days,
+                                          threshold=risk.correlation_threshold)  # fmt: skip
+        self.tabs.add(self.correlation, text="CORRELATION")
         self.output = LiveOutput(self.tabs, logs_dir=self.layout.logs_dir)
         self.tabs.add(self.output, text="LIVE OUTPUT")
         self.logs = LogViewer(self.tabs, logs_dir=self.layout.logs_dir)
@@ -341,6 +347,9 @@ class HubWindow:
             self.feed.set_config(StrategyConfig.from_settings(settings))
         self.levels.set_config(settings.coins, settings.trade_start_level)
         self.charts.apply_settings(settings)
+        risk = settings.risk
+        self.correlation.set_config(settings.coins, risk.correlation_days,
+                                    risk.correlation_threshold)  # fmt: skip
 
     def _replace_feed(self, settings: Settings) -> None:
         """Another mode reads other journal rows: a new feed, and the panels on it."""
@@ -378,8 +387,8 @@ class HubWindow:
         self.root.after_cancel(self._after)
         self.root.withdraw()
         self.feed.close()
-        for panel in (self.analytics, self.settings_editor, self.charts, self.levels, self.output,
-                      self.logs):  # fmt: skip
+        for panel in (self.analytics, self.correlation, self.settings_editor, self.charts,
+                      self.levels, self.output, self.logs):  # fmt: skip
             panel.destroy()  # each stops its background worker
         self.engine.close()
         self.root.destroy()
