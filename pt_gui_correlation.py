@@ -174,9 +174,11 @@ class CorrelationTab(ttk.Frame):
         self.alerts = ttk.Label(side, text="", style="Problem.TLabel", justify="left")
         self.alerts.pack(anchor="w", fill="x", pady=(8, 0))
         wrapping(self.alerts, margin=4, least=200)
-        ttk.Label(side, text="Red: the coins moved together (+1); blue: apart (−1); dark: "
-                  "unrelated (0); grey: not measured.", style="PanelMuted.TLabel",
-                  justify="left").pack(anchor="w", fill="x", pady=(12, 0))  # fmt: skip
+        legend = ttk.Label(side, text="Red: the coins moved together (+1); blue: apart (−1); "
+                           "dark: unrelated (0); grey: not measured.", style="PanelMuted.TLabel",
+                           justify="left")  # fmt: skip
+        legend.pack(anchor="w", fill="x", pady=(12, 0))
+        wrapping(legend, margin=4, least=200)
         self.status = ttk.Label(self, text="", style="PanelMuted.TLabel", anchor="w")
         self.status.grid(row=2, column=0, columnspan=2, sticky="ew", pady=(6, 0))
         wrapping(self.status, margin=4, least=200)
