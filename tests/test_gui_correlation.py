@@ -107,5 +107,6 @@ def test_the_tab_draws_the_heatmap_and_follows_the_period(root: tk.Tk, tmp_path:
     assert tab.alerts.cget("text") == ""  # 0.70 is under the threshold
     tab.set_config(("BTC", "ETH"), 7, 0.99)
     wait_for(root, lambda: tab.view is not None and tab.view.days == 7, what="new settings")
-    assert tab.view.coins == ("BTC", "ETH") and tab.alerts.cget("text") == ""
+    view = tab.view
+    assert view is not None and view.coins == ("BTC", "ETH") and tab.alerts.cget("text") == ""
     tab.destroy()

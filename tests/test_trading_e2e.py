@@ -90,9 +90,9 @@ def wait_for(condition: Callable[[], bool], proc: subprocess.Popen[str], what: s
         time.sleep(0.1)
 
 
-def simulated_days(layout: DataLayout) -> float:
+def simulated_days(layout: DataLayout, sim_start: float = SIM_START) -> float:
     clock = read_clock(layout)
-    return 0.0 if clock is None else (sim_time(clock, time.time()) - SIM_START) / 86_400
+    return 0.0 if clock is None else (sim_time(clock, time.time()) - sim_start) / 86_400
 
 
 def no_quotes(coin: str) -> BrokerQuote:
@@ -109,8 +109,10 @@ def train(layout: DataLayout) -> None:
         assert result.returncode == 0, result.stderr
 
 
-def run_demo(layout: DataLayout) -> tuple[str, dict[str, str], Stage | None, float]:
-    """Thinker and trader for :data:`SIM_DAYS` simulated days (or the wall limit), then STOP.
+def run_demo(
+    layout: DataLayout, *, sim_start: float = SIM_START, sim_days: float = SIM_DAYS
+) -> tuple[str, dict[str, str], Stage | None, float]:
+    """Thinker and trader for ``sim_days`` simulated days (or the wall limit), then STOP.
 
     Returns what was seen (for failure messages), each process's stderr, the thinker's stage just
     before the stop and the simulated days reached then."""
@@ -133,9 +135,9 @@ def run_demo(layout: DataLayout) -> tuple[str, dict[str, str], Stage | None, flo
         while time.monotonic() - started < WALL_LIMIT_S:
             counts = tag_counts(demo_fills(layout))
             for tag in counts:
-                first_seen.setdefault(tag.value, f"day {simulated_days(layout):.1f}")
-            days = simulated_days(layout)
-            if days >= SIM_DAYS or any(p.poll() is not None for p in procs.values()):
+                first_seen.setdefault(tag.value, f"day {simulated_days(layout, sim_start):.1f}")
+            days = simulated_days(layout, sim_start)
+            if days >= sim_days or any(p.poll() is not None for p in procs.values()):
                 break
             time.sleep(0.5)
         snapshot = read_signals(layout)
@@ -153,7 +155,8 @@ def run_demo(layout: DataLayout) -> tuple[str, dict[str, str], Stage | None, flo
     elapsed = time.monotonic() - started
     seen = (
         f"after {elapsed:.0f} s wall ({days:.1f} simulated days from "
-        f"2022-05-01 at {SPEED:g}x), first fill per tag at {first_seen}"
+        f"{time.strftime('%Y-%m-%d', time.gmtime(sim_start))} at {SPEED:g}x), first fill per tag "
+        f"at {first_seen}"
     )
     return seen, stderr, stage, days
 
