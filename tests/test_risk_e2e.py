@@ -17,6 +17,7 @@ import pt_config
 from pt_journal_reader import JournalReader
 from pt_replay import start_clock
 from pt_state import DataLayout
+from pt_thinker import read_signals
 from pt_trader_risk import DRAWDOWN_KEY
 from pt_types import Mode, Side
 from tests.fake_notify import FakeReceiver
@@ -57,6 +58,13 @@ def test_the_drawdown_stop_trips_in_a_crash_and_stops_buying(tmp_path: Path) -> 
     lowest = float(equity.equity.min())
     assert (peak_before - lowest) / peak_before * 100 >= STOP_PCT
     assert peak_before <= STARTING_CASH * 1.05
+
+    # The thinker measured what the risk limits use: ATR %, volume state and correlations.
+    snapshot = read_signals(layout)
+    assert snapshot is not None and snapshot.correlation(30) is not None
+    btc = snapshot.coin("BTC")
+    assert btc is not None and btc.market is not None and btc.market.volume is not None
+    assert btc.market.atr_pct is not None and btc.market.atr_pct > 0
 
     # The hub's source says why, and the user was told once, as CRITICAL.
     status = json.loads(layout.trader_status_file.read_text())["data"]
