@@ -47,7 +47,7 @@ __all__ = ["LevelTile", "LevelsLoader", "LevelsPanel", "LevelsView", "build_leve
 log = logging.getLogger(__name__)
 
 SEGMENTS = 7
-TILE_W, TILE_H, GAP = 92, 172, 8
+TILE_W, TILE_H, GAP = 92, 156, 8
 SEG_H, SEG_GAP, BAR_W = 11, 2, 16
 HINT = "Click a coin to open its chart · the white line marks the trade start level"
 STALE_AFTER_S = 120.0  # wall seconds without a new signals file: the thinker is not writing
@@ -274,10 +274,9 @@ class LevelsPanel(ttk.Frame):
             c.create_text(x + TILE_W / 2, bottom + 28, text=t.note, font=self.theme.small,
                           fill=WARNING if t.warn else MUTED, width=TILE_W - 8, justify="center",
                           tags=(tag, f"note:{t.coin}"))  # fmt: skip
-        if t.volume:
+        if t.volume and not t.note:  # a coin without a signal shows why instead (hover: both)
             colour = WARNING if t.anomaly else MUTED
-            line_y = bottom + (44 if t.note else 28)
-            c.create_text(x + TILE_W / 2, line_y, text=t.volume, font=self.theme.small,
+            c.create_text(x + TILE_W / 2, bottom + 28, text=t.volume, font=self.theme.small,
                           fill=colour, tags=(tag, f"volume:{t.coin}"))  # fmt: skip
 
     def _outline(self, coin: str, colour: str) -> None:
