@@ -35,6 +35,8 @@ RETRY_SECONDS = 60.0  # the mode's seconds before a failed fetch is tried again
 
 
 class CandleSource(Protocol):
+    """Candles by coin and timeframe (``pt_thinker_exchanges.MarketData``; tests pass fakes)."""
+
     def get_candle_from_exchanges(
         self,
         symbol: str,

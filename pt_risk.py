@@ -45,20 +45,8 @@ class RiskLimits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RiskLimits:
-        r = settings.risk
-        return cls(
-            max_exposure_pct=r.max_exposure_pct,
-            max_coin_pct=r.max_coin_pct,
-            volatility_position_pct=r.volatility_position_pct,
-            target_atr_pct=settings.sizing.target_atr_pct,
-            max_spread_pct=r.max_spread_pct,
-            max_venue_gap_pct=r.max_venue_gap_pct,
-            drawdown_stop_pct=r.drawdown_stop_pct,
-            drawdown_pause_all=r.drawdown_pause_all,
-            correlation_threshold=r.correlation_threshold,
-            block_correlated_entries=r.block_correlated_entries,
-            correlation_days=r.correlation_days,
-        )
+        """The ``risk`` section (same names) and the sizing's target ATR %."""
+        return cls(**settings.risk.model_dump(), target_atr_pct=settings.sizing.target_atr_pct)
 
 
 @dataclass(frozen=True)

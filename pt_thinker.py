@@ -26,7 +26,7 @@ from typing import Protocol
 from pt_config import SettingsWatcher
 from pt_config_schema import PredictorSettings, Settings
 from pt_errors import PowerTraderError
-from pt_market_watch import Anomaly, MarketWatch
+from pt_market_watch import Anomaly, CandleSource, MarketWatch
 from pt_models import (
     ModelError,
     ModelMeta,
@@ -64,7 +64,7 @@ from pt_state import (
     write_heartbeat,
 )
 from pt_thinker_exchanges import AggregatedPrice, build_market
-from pt_types import Candles, ControlCommand, Mode, Timeframe
+from pt_types import ControlCommand, Mode, Timeframe
 
 log = logging.getLogger(__name__)
 
@@ -77,18 +77,8 @@ WAITING_FOR_CLOCK = "waiting for the demo clock (start it from the hub)"
 Clock = Callable[[], float]
 
 
-class Market(Protocol):
+class Market(CandleSource, Protocol):
     """What the thinker needs from ``pt_thinker_exchanges.MarketData`` (tests pass fakes)."""
-
-    def get_candle_from_exchanges(
-        self,
-        symbol: str,
-        timeframe: Timeframe | str,
-        *,
-        start: int | None = None,
-        end: int | None = None,
-        limit: int = 120,
-    ) -> Candles: ...
 
     def get_aggregated_current_price(self, symbol: str) -> AggregatedPrice: ...
 
