@@ -19,11 +19,12 @@ import pytest
 import pt_ohlcv
 from pt_candles import drop_forming, resample
 from pt_config import SettingsWatcher, parse, save
-from pt_config_schema import Settings, SizingSettings, VolumeSettings
+from pt_config_schema import DEFAULT_EVENTS, Settings, SizingSettings, VolumeSettings
 from pt_errors import MarketDataError
 from pt_exchanges import mark_forming
 from pt_market_state import daily_needed, hourly_needed
 from pt_models import Model, ModelMeta, load_model, model_status, save_model
+from pt_notify_runtime import ProcessNotifier
 from pt_patterns import Memory, MemoryArrays, PatternConfig, walk_forward
 from pt_replay import read_clock, sim_time, start_clock
 from pt_signals import SIGNALS_SCHEMA, CoinStatus, SignalsSnapshot, Stage
@@ -31,6 +32,7 @@ from pt_state import DataLayout, StateWriter, read_heartbeat, write_control, wri
 from pt_thinker import Runner, Thinker, read_signals
 from pt_thinker_exchanges import AggregatedPrice, aggregate_quotes, build_market
 from pt_types import DAY, HOUR, Candles, ControlCommand, Quote, Timeframe
+from tests.fake_notify import FakeReceiver
 
 ROOT = Path(__file__).resolve().parent.parent
 SIM_START = calendar.timegm((2024, 3, 1, 0, 0, 0))
@@ -353,6 +355,35 @@ def test_runner_hot_reloads_coins_pauses_and_stops(layout: DataLayout) -> None:
     started = clock.now
     assert runner(layout, clock).run() == 0  # returns at once, without a loop
     assert clock.now == started
+
+
+def test_a_volume_anomaly_reaches_the_signals_and_the_users_channel(layout: DataLayout) -> None:
+    save_model(layout, tiny_model("BTC", NOW - DAY))
+    clock = FakeClock(NOW + 60)
+    market = FakeMarket(clock)
+    hourly = market.hourly["BTC"]
+    volume = 1.0 + 0.1 * np.cos(np.arange(len(hourly)))  # varies, so a z-score exists
+    last_closed = (int(clock()) // HOUR - 1) * HOUR
+    volume[int(np.searchsorted(hourly.time, last_closed))] = 5.0
+    market.hourly["BTC"] = dataclasses.replace(hourly, volume=volume)
+    with FakeReceiver() as receiver:
+        hook = {"webhook_enabled": True, "webhook_url": receiver.url}
+        events = [*DEFAULT_EVENTS, "volume_anomaly"]
+        save(
+            layout.settings_file, settings(coins=["BTC"], notifications={**hook, "events": events})
+        )
+        notifier = ProcessNotifier(layout, "thinker")
+        run = Runner(layout, SettingsWatcher(layout.settings_file, env={}), wall=clock,
+                     sleep=clock.sleep, build=lambda _s, _l: market, notifier=notifier)  # fmt: skip
+        run.loop()
+        clock.now += 60
+        run.loop()  # the same hour: said once
+        notifier.close()
+    btc = read_signals(layout).coin("BTC")  # type: ignore[union-attr]
+    assert btc is not None and btc.market is not None and btc.market.volume is not None
+    assert btc.market.volume.anomalous and btc.market.volume.candle_time == last_closed
+    sent = [m for m in receiver.received if m["kind"] == "volume_anomaly"]
+    assert len(sent) == 1 and sent[0]["title"].startswith("BTC: volume anomaly, 4.")
 
 
 def test_demo_mode_without_a_clock_waits_for_it(layout: DataLayout) -> None:
