@@ -30,7 +30,7 @@ from pt_logging import setup_logging
 from pt_models import model_status
 from pt_replay import read_clock, sim_time, start_clock
 from pt_secrets_vault import read_header
-from pt_state import DataDirError, DataLayout, resolve_data_dir
+from pt_state import DataDirError, DataLayout, resolve_data_dir, write_risk_resume
 from pt_thinker import read_signals
 from pt_types import HOUR, Mode
 
@@ -251,12 +251,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--confirm-live", action="store_true", help="headless: allow trading in live mode"
     )
+    parser.add_argument(
+        "--resume-trading", action="store_true",
+        help="release the drawdown stop (the Resume trading button of the window) and exit",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     try:
         layout, settings = prepare(args.data_dir)
     except (DataDirError, pt_config.SettingsError) as exc:
         print(f"PowerTrader AI cannot start:\n{exc}", file=sys.stderr)  # noqa: T201  (CLI)
         return 2
+    if args.resume_trading:
+        write_risk_resume(layout)
+        print("Resume requested: the trader releases the drawdown stop at its next tick and "  # noqa: T201
+              "measures the drawdown from there.")  # fmt: skip
+        return 0
     started = ensure_demo_clock(layout, settings, time.time())
     if args.status:
         out = [started] if started else []

@@ -334,6 +334,8 @@ def status_table(status: HubStatus) -> str:
             note = f"training {coin.percent:.0f}%"
         line = f"  {coin.coin:<6}{coin.state:<10}{long_:>5}{short:>6}  {qty:>12.6g} {pnl_text:>7}"
         lines.append(f"{line}  {note}"[:140])
+    if status.risk_stop:
+        lines.append(f"  RISK STOP: {status.risk_stop} (python pt_hub.py --resume-trading)")
     if status.message:
         lines.append(f"  {status.message}")
     return "\n".join(lines)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pt_config import parse, save
+from pt_hub_engine import status_table
 from pt_models import save_model
 from pt_risk import DrawdownState
 from pt_state import DataLayout, StateWriter, read_risk_resume
@@ -60,6 +61,10 @@ def test_the_drawdown_stop_is_shown_until_the_user_resumes(
         wait(window, banner.winfo_ismapped, "the risk banner")
         assert window.controls.risk_text.cget("text") == "D" + WHY[1:]
         screenshot(window.controls, "hub-risk-stop")
+        assert window.status is not None
+        assert f"RISK STOP: {WHY} (python pt_hub.py --resume-trading)" in status_table(
+            window.status
+        )  # what the headless hub prints
         assert read_risk_resume(layout) is None
         before = time.time()
         window.controls.resume.invoke()

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from pt_state import DataLayout, read_risk_resume
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -91,6 +93,16 @@ def _running(heartbeat: Path) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_resume_trading_writes_the_request_the_trader_reads(tmp_path: Path) -> None:
+    before = time.time()
+    result = run_hub("--resume-trading", "--data-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Resume requested: the trader releases the drawdown stop")
+    asked = read_risk_resume(DataLayout(tmp_path))
+    assert asked is not None and asked >= before
+    assert not (tmp_path / "state" / "clock.json").exists()  # nothing else was started
 
 
 def test_headless_flag_skips_the_display_check(tmp_path: Path) -> None:
