@@ -78,7 +78,7 @@ LABELS: Mapping[str, str] = {
     "logging.console": "Also to the terminal",
 }
 WORDS = {
-    "pct": "%", "usd": "(USD)", "url": "URL", "dca": "DCA", "pm": "PM", "ui": "UI",
+    "pct": "%", "usd": "(USD)", "url": "URL", "dca": "DCA", "atr": "ATR", "pm": "PM", "ui": "UI",
     "seconds": "(s)", "kucoin": "KuCoin", "binance": "Binance", "coinbase": "Coinbase",
     "robinhood": "Robinhood", "24h": "24 h",
 }  # fmt: skip

@@ -558,3 +558,9 @@ def test_readable_in_the_smallest_window(root: tk.Tk, layout: DataLayout) -> Non
     last = editor.rows["auto_start_scripts"]
     assert last.input.winfo_ismapped() and last.hint.winfo_width() > 150
     screenshot(root, "settings_editor_small_bottom")
+    risk = editor.rows["risk.volatility_position_pct"]  # the longest description of a number
+    editor.scroll_to(editor.rows["sizing.method"])
+    pump(root, 0.3)
+    assert risk.input.winfo_ismapped() and risk.hint.winfo_width() > 150
+    assert editor.rows["sizing.atr_period"].label.cget("text") == "ATR period"
+    screenshot(root, "settings_editor_small_risk")
