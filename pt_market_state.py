@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from pt_config_schema import SizingSettings, VolumeSettings
 from pt_correlation import PERIODS, CorrelationMatrix, correlations_over
@@ -123,3 +124,67 @@ def market_state(
 def correlations(daily: Mapping[str, Candles]) -> tuple[CorrelationMatrix, ...]:
     """The coins' daily return correlations over 7, 30 and 90 days."""
     return tuple(correlations_over(daily).values())
+
+
+# -- the signals file's JSON (NaN never written: null) -----------------------------------------
+
+
+def _out(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else x
+
+
+def _in(value: Any, *, optional: bool = True) -> float | None:
+    """A number from the file; None for null (when allowed); ValueError for anything else."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"expected a number, got {value!r}")
+    return float(value) if math.isfinite(value) else None
+
+
+def _required(value: Any) -> float:
+    number = _in(value, optional=False)
+    if number is None:
+        raise ValueError(f"expected a finite number, got {value!r}")
+    return number
+
+
+def market_to_data(m: MarketState | None) -> dict[str, Any] | None:
+    if m is None:
+        return None
+    v = m.volume
+    volume = None if v is None else {
+        "candle_time": v.candle_time, "volume": v.volume, "relative": _out(v.relative),
+        "z": _out(v.z), "anomalous": v.anomalous, "trend": v.trend.value,
+        "trend_change_pct": _out(v.trend_change_pct), "reason": v.reason,
+    }  # fmt: skip
+    return {"volume": volume, "volume_reason": m.volume_reason, "atr_pct": _out(m.atr_pct),
+            "atr_reason": m.atr_reason}  # fmt: skip
+
+
+def market_from_data(raw: Any) -> MarketState | None:
+    if raw is None:
+        return None
+    v = raw.get("volume")
+    volume = None if v is None else VolumeState(
+        int(_required(v["candle_time"])), _required(v["volume"]), _in(v.get("relative")),
+        _in(v.get("z")), bool(v["anomalous"]), Trend(v["trend"]),
+        _in(v.get("trend_change_pct")), str(v.get("reason", "")),
+    )  # fmt: skip
+    return MarketState(volume, str(raw.get("volume_reason", "")), _in(raw.get("atr_pct")),
+                       str(raw.get("atr_reason", "")))  # fmt: skip
+
+
+def matrix_to_data(m: CorrelationMatrix) -> dict[str, Any]:
+    return {"days": m.periods, "coins": list(m.coins), "values": [list(r) for r in m.values],
+            "returns_used": m.returns_used, "notes": list(m.notes)}  # fmt: skip
+
+
+def matrix_from_data(raw: Mapping[str, Any]) -> CorrelationMatrix:
+    coins = tuple(str(c) for c in raw["coins"])
+    values = tuple(tuple(_in(x) for x in row) for row in raw["values"])
+    if len(values) != len(coins) or any(len(r) != len(coins) for r in values):
+        raise ValueError("a correlation matrix must be square, one row per coin")
+    return CorrelationMatrix(coins, values, int(_required(raw["days"])),
+                             int(_required(raw.get("returns_used", 0))),
+                             tuple(str(n) for n in raw.get("notes", ())))  # fmt: skip

@@ -25,10 +25,15 @@ import numpy as np
 
 from pt_candles import repair_candles
 from pt_correlation import CorrelationMatrix
-from pt_market_state import MarketState, VolumeState
+from pt_market_state import (
+    MarketState,
+    market_from_data,
+    market_to_data,
+    matrix_from_data,
+    matrix_to_data,
+)
 from pt_patterns import Memory, MemoryArrays, candle_moves, levels, pattern_windows, spaced_bounds
 from pt_types import Candles, Signal, Timeframe, TimeframeSignal
-from pt_volume import Trend
 
 SIGNALS_SCHEMA = "signals/1"
 MAX_CATCHUP = 168  # closed candles learned after a pause; older ones are skipped
@@ -385,7 +390,7 @@ def snapshot_to_data(snapshot: SignalsSnapshot) -> dict[str, Any]:
                 }
                 for v in c.timeframes
             ],
-            "market": _market_data(c.market),
+            "market": market_to_data(c.market),
         }
     return {
         "stage": snapshot.stage.value,
@@ -394,30 +399,8 @@ def snapshot_to_data(snapshot: SignalsSnapshot) -> dict[str, Any]:
         "ready_coins": list(snapshot.ready_coins),
         "total_coins": snapshot.total_coins,
         "coins": coins,
-        "correlations": [
-            {
-                "days": m.periods,
-                "coins": list(m.coins),
-                "values": [list(r) for r in m.values],
-                "returns_used": m.returns_used,
-                "notes": list(m.notes),
-            }
-            for m in snapshot.correlations
-        ],
+        "correlations": [matrix_to_data(m) for m in snapshot.correlations],
     }
-
-
-def _market_data(m: MarketState | None) -> dict[str, Any] | None:
-    if m is None:
-        return None
-    v = m.volume
-    volume = None if v is None else {
-        "candle_time": v.candle_time, "volume": v.volume, "relative": _num(v.relative),
-        "z": _num(v.z), "anomalous": v.anomalous, "trend": v.trend.value,
-        "trend_change_pct": _num(v.trend_change_pct), "reason": v.reason,
-    }  # fmt: skip
-    return {"volume": volume, "volume_reason": m.volume_reason, "atr_pct": _num(m.atr_pct),
-            "atr_reason": m.atr_reason}  # fmt: skip
 
 
 def _float(value: Any, *, optional: bool = False) -> float:
@@ -448,34 +431,6 @@ def _view(raw: Mapping[str, Any]) -> TimeframeView:
     return TimeframeView(signal, TfSide(raw["side"]), str(raw.get("reason", "")))
 
 
-def _opt(value: Any) -> float | None:
-    number = _float(value, optional=True)
-    return number if math.isfinite(number) else None
-
-
-def _market(raw: Any) -> MarketState | None:
-    if raw is None:
-        return None
-    v = raw.get("volume")
-    volume = None if v is None else VolumeState(
-        int(_float(v["candle_time"])), _float(v["volume"]), _opt(v.get("relative")),
-        _opt(v.get("z")), bool(v["anomalous"]), Trend(v["trend"]),
-        _opt(v.get("trend_change_pct")), str(v.get("reason", "")),
-    )  # fmt: skip
-    return MarketState(volume, str(raw.get("volume_reason", "")), _opt(raw.get("atr_pct")),
-                       str(raw.get("atr_reason", "")))  # fmt: skip
-
-
-def _matrix(raw: Mapping[str, Any]) -> CorrelationMatrix:
-    coins = tuple(str(c) for c in raw["coins"])
-    values = tuple(tuple(_opt(x) for x in row) for row in raw["values"])
-    if len(values) != len(coins) or any(len(r) != len(coins) for r in values):
-        raise ValueError("a correlation matrix must be square, one row per coin")
-    return CorrelationMatrix(coins, values, int(_float(raw["days"])),
-                             int(_float(raw.get("returns_used", 0))),
-                             tuple(str(n) for n in raw.get("notes", ())))  # fmt: skip
-
-
 def _coin(name: str, raw: Mapping[str, Any]) -> CoinSignal:
     price = raw.get("price")
     return CoinSignal(
@@ -488,7 +443,7 @@ def _coin(name: str, raw: Mapping[str, Any]) -> CoinSignal:
         long_level=_level(raw.get("long")),
         short_level=_level(raw.get("short")),
         timeframes=tuple(_view(v) for v in raw.get("timeframes", ())),
-        market=_market(raw.get("market")),
+        market=market_from_data(raw.get("market")),
     )
 
 
@@ -503,5 +458,5 @@ def snapshot_from_data(data: Any, *, written_at: float = 0.0, seq: int = 0) -> S
         coins=tuple(_coin(str(k), v) for k, v in data["coins"].items()),
         written_at=written_at,
         seq=seq,
-        correlations=tuple(_matrix(m) for m in data.get("correlations", ())),
+        correlations=tuple(matrix_from_data(m) for m in data.get("correlations", ())),
     )
