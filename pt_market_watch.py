@@ -73,8 +73,9 @@ class MarketWatch:
     def refresh(self, coins: Sequence[str], settings: Settings, now: float) -> list[Anomaly]:
         """Bring every coin up to the last closed hour; returns the anomalies not yet reported."""
         for coin in [c for c in self._states if c not in coins]:
-            self._states.pop(coin, None)
-            self._daily.pop(coin, None)
+            kept = (self._states, self._daily, self._hour, self._announced, self._retry_at)
+            for per_coin in kept:
+                per_coin.pop(coin, None)
         key = (settings.volume, settings.sizing.atr_period)
         hour = int(now // H1.seconds)
         for coin in coins:

@@ -75,8 +75,8 @@ class Policy:
     burst: int = 5
 
     def wants(self, n: Notification) -> bool:
-        always = n.kind in (EventKind.TEST, EventKind.DIGEST)
-        always = always or n.level >= Level.CRITICAL  # a CRITICAL problem is never filtered
+        # a test message, a digest and any CRITICAL problem are never filtered by kind
+        always = n.kind in (EventKind.TEST, EventKind.DIGEST) or n.level >= Level.CRITICAL
         return n.level >= self.min_level and (always or n.kind in self.kinds)
 
 
@@ -247,9 +247,6 @@ class NotificationManager:
             worker.close(timeout)
 
 
-ALWAYS = frozenset({EventKind.LOG, EventKind.TEST, EventKind.DIGEST})
-
-
 def build_channels(
     cfg: NotificationSettings,
     secrets: Mapping[str, str | None],
@@ -260,7 +257,7 @@ def build_channels(
     """The enabled channels (``only``: just that one, enabled or not, for a test message) with
     their policies, and why any wanted one was left out: its secret was never stored, or
     (``locked``) the secrets file could not be opened."""
-    kinds = frozenset(EventKind(e) for e in cfg.events) | ALWAYS
+    kinds = frozenset(EventKind(e) for e in cfg.events)
     channels: list[tuple[Channel, Policy]] = []
     problems: list[str] = []
 
