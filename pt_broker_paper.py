@@ -23,7 +23,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import Any
 
 from pt_broker import (
@@ -36,6 +36,7 @@ from pt_broker import (
 )
 from pt_config_schema import PaperSettings
 from pt_errors import MarketDataError
+from pt_fills import FillModel, FillRefused
 from pt_journal import TradeJournal, coin_name
 from pt_journal_schema import JournalError, OrderState, PaperWallet
 from pt_strategy import MIN_ORDER_USD
@@ -47,24 +48,6 @@ ORDER_KEY = "paper_broker/order/"  # + client order id: this broker's record of 
 START_KEY = "paper_broker/starting_cash_usd"
 VENUE_PREFIX = "paper-"
 CASH_TOLERANCE_USD = 0.005  # half a cent: what "reconciles to the cent" allows
-
-
-def _pct(name: str, value: float) -> float:
-    if isinstance(value, bool) or not math.isfinite(value) or not 0 <= value < 100:
-        raise ValueError(f"{name} must be a percentage in [0, 100), got {value!r}")
-    return float(value)
-
-
-def round_down(value: float, step: Decimal) -> Decimal:
-    """``value`` rounded down to a multiple of ``step``. Float noise is forgiven first: a
-    quantity that is a whole number of steps within a millionth of a step (0.1 + 0.2) is that
-    number, so selling a journal's summed position never leaves a one-step dust behind."""
-    steps = Decimal(repr(float(value))) / step
-    nearest = steps.to_integral_value(rounding=ROUND_HALF_EVEN)
-    whole = (
-        nearest if abs(steps - nearest) <= Decimal("1e-6") else steps.to_integral_value(ROUND_DOWN)
-    )
-    return (whole * step).quantize(step)
 
 
 def _report_json(report: OrderReport) -> dict[str, Any]:
@@ -126,17 +109,10 @@ class PaperBroker:
     ) -> None:
         if not (math.isfinite(starting_cash_usd) and starting_cash_usd > 0):
             raise ValueError(f"starting_cash_usd must be above 0, got {starting_cash_usd!r}")
-        if not (math.isfinite(min_order_usd) and min_order_usd >= 0):
-            raise ValueError(f"min_order_usd must be at least 0, got {min_order_usd!r}")
-        if not 0 <= quantity_decimals <= 18:
-            raise ValueError(f"quantity_decimals must be 0..18, got {quantity_decimals!r}")
         self._journal = journal
         self._prices = prices
-        self._fee = _pct("fee_pct", fee_pct) / 100
-        self._spread = _pct("spread_pct", spread_pct) / 100
+        self.costs = FillModel(fee_pct, spread_pct, quantity_decimals, float(min_order_usd))
         self._clock = clock
-        self._min_order = float(min_order_usd)
-        self._step = Decimal(1).scaleb(-quantity_decimals)
         self._max_quote_age = max_quote_age_s
         self._name = name
         self._lock = threading.Lock()
@@ -189,14 +165,14 @@ class PaperBroker:
     def account(self) -> BrokerAccount:
         wallet = self._wallet
         # A buy of notional n costs n × (1 + fee): leave room for the fee, rounded down to cents.
-        spendable = math.floor(wallet.cash_usd / (1 + self._fee) * 100) / 100
+        spendable = self.costs.spendable(wallet.cash_usd)
         return BrokerAccount(wallet.cash_usd, dict(wallet.holdings), buying_power_usd=spendable)
 
     def quote(self, coin: str) -> BrokerQuote:
         return self._prices(coin_name(coin))
 
     def min_order_usd(self, coin: str) -> float:
-        return self._min_order
+        return self.costs.min_order_usd
 
     def order(self, client_order_id: str) -> OrderReport | None:
         data = self._journal.load_state(ORDER_KEY + str(client_order_id))
@@ -259,18 +235,17 @@ class PaperBroker:
     ) -> tuple[OrderReport, PaperWallet]:
         """The fill and the wallet after it, or a rejection and the wallet unchanged."""
         coin, side = coin_name(intent.coin), Side(intent.side)
+        costs = self.costs
         try:
             quote = self._checked_quote(coin, now)
             if side is Side.BUY:
-                qty = self._buy_quantity(intent, coin, quote)
-                price = quote.ask * (1 + self._spread)
+                qty = costs.buy_quantity(intent.usd_amount, intent.quantity, quote.ask, coin)
+                price = costs.buy_price(quote.ask)
             else:
-                qty = self._sell_quantity(intent, coin)
-                price = quote.bid * (1 - self._spread)
-            if qty <= 0:
-                raise OrderRefused(f"the order rounds down to 0 {coin} (increment {self._step})")
+                qty = costs.sell_quantity(intent.quantity, self._wallet.quantity(coin), coin)
+                price = costs.sell_price(quote.bid)
             return self._fill(cid, coin, side, qty, price=price, now=now)
-        except OrderRefused as refused:
+        except (OrderRefused, FillRefused) as refused:
             return OrderReport.rejection(cid, str(refused)), self._wallet
 
     def _checked_quote(self, coin: str, now: float) -> BrokerQuote:
@@ -287,44 +262,13 @@ class PaperBroker:
             raise OrderRefused(f"no fill: {problem}")
         return quote
 
-    def _buy_quantity(self, intent: OrderIntent, coin: str, quote: BrokerQuote) -> Decimal:
-        """USD at the quoted ask (or the intent's quantity), rounded down; not below the min."""
-        minimum = self._min_order - 1e-9
-        if intent.usd_amount is not None:
-            usd = float(intent.usd_amount)
-            if not (math.isfinite(usd) and usd > 0):
-                raise OrderRefused(f"the buy amount {usd!r} USD is not a positive number")
-            if usd < minimum:
-                raise OrderRefused(
-                    f"a buy of {usd:.2f} USD is below the minimum {self._min_order:.2f} USD"
-                )
-            return round_down(usd / quote.ask, self._step)
-        if intent.quantity is None:
-            raise OrderRefused("a buy needs a USD amount or a quantity")
-        qty = round_down(float(intent.quantity), self._step)
-        if float(qty) * quote.ask < minimum:
-            raise OrderRefused(
-                f"a buy of {qty} {coin} ({float(qty) * quote.ask:.2f} USD) is below the "
-                f"minimum {self._min_order:.2f} USD"
-            )
-        return qty
-
-    def _sell_quantity(self, intent: OrderIntent, coin: str) -> Decimal:
-        if intent.quantity is None:
-            raise OrderRefused("a sell needs a quantity")
-        qty = round_down(float(intent.quantity), self._step)
-        held = Decimal(repr(self._wallet.quantity(coin)))
-        if qty > held:
-            raise OrderRefused(f"cannot sell {qty} {coin}: the paper wallet holds {held}")
-        return qty
-
     def _fill(
         self, cid: str, coin: str, side: Side, qty: Decimal, *, price: float, now: float
     ) -> tuple[OrderReport, PaperWallet]:
         wallet = self._wallet
         quantity = float(qty)
         notional = quantity * price
-        fee = notional * self._fee
+        fee = self.costs.fee(quantity, price)
         holdings = dict(wallet.holdings)
         held = Decimal(repr(holdings.get(coin, 0.0)))
         if side is Side.BUY:

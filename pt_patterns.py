@@ -24,6 +24,7 @@ over memories in Python.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -305,19 +306,30 @@ def walk_forward(memory: Memory, candles: Candles, step: int, *, start: int = 0)
 
 def _push_apart(values: list[float], *, descending: bool) -> list[float]:
     """The original's spacing: walk the sorted lines and push each next one away from the one
-    before until their relative gap is at least 0.25 % × (k + 1)."""
+    before until their relative gap is at least 0.25 % × (k + 1).
+
+    Each push multiplies the line by 0.9995 (or 1.0005) and the test after each push is
+    monotone, so the pushes that cannot pass yet (all but the last few, known from logarithms)
+    are applied without testing: one multiplication at a time as before, so the result is the
+    same to the last bit, at a fraction of the cost (this runs for every coin every hour)."""
     out = list(values)
     factor = _PUSH_DOWN if descending else _PUSH_UP
     for k in range(len(out) - 1):
         gap_min = GAP_STEP_PCT * (k + 1)
         a = out[k]
+        b = out[k + 1]
+        near, far = 200 - gap_min, 200 + gap_min
+        ratio = near / far if descending else far / near
+        if a > 0 and b > 0:
+            for _ in range(max(0, math.floor(math.log(a * ratio / b) / math.log(factor)) - 2)):
+                b *= factor
         while True:
-            b = out[k + 1]
             gap = abs(a - b) / ((a + b) / 2) * 100
             out_of_order = b > a if descending else b < a
             if gap >= gap_min and not out_of_order:
                 break
-            out[k + 1] = b * factor
+            b *= factor
+        out[k + 1] = b
     return out
 
 

@@ -471,11 +471,8 @@ def _dca(t: _Tick, position: PositionState) -> OrderIntent | str:
     hard, need = cfg.hard_level(stage), cfg.neural_level(stage)
     bad_signal = t.signal_problem
     long_level = t.signal.long_level if t.signal is not None and not bad_signal else None
-    if pnl <= hard:
-        trigger = f"hard tier {stage + 1} {hard:+.2f}%"
-    elif need is not None and long_level is not None and long_level >= need and pnl < 0:
-        trigger = f"neural N{need}: LONG {long_level} ≥ {need}{_crossed(t.signal)}, PnL < 0"
-    else:
+    trigger = dca_trigger(cfg, position, ask, long_level, t.signal)
+    if not trigger:
         if bad_signal:
             neural = f"neural ignored: {bad_signal}"
         elif need is None:
@@ -505,6 +502,46 @@ def _dca(t: _Tick, position: PositionState) -> OrderIntent | str:
         f" {done + 1}/{limit}"
     )
     return OrderIntent(coin, Side.BUY, OrderTag.DCA, reason, usd_amount=amount)
+
+
+def dca_trigger(
+    config: StrategyConfig,
+    position: PositionState,
+    ask: float,
+    long_level: int | None,
+    signal: Signal | None = None,
+) -> str:
+    """What makes this ask a DCA (spec §3.7: the hard tier, or the neural level while the
+    buy PnL is negative), as text; "" when nothing does. ``long_level`` None: no usable signal."""
+    stage = position.dca_stage
+    pnl = buy_pnl_pct(position.avg_cost, ask)
+    hard, need = config.hard_level(stage), config.neural_level(stage)
+    if pnl <= hard:
+        return f"hard tier {stage + 1} {hard:+.2f}%"
+    if need is not None and long_level is not None and long_level >= need and pnl < 0:
+        return f"neural N{need}: LONG {long_level} ≥ {need}{_crossed(signal)}, PnL < 0"
+    return ""
+
+
+def quiet_hold(
+    config: StrategyConfig,
+    position: PositionState,
+    market: MarketView,
+    long_level: int | None,
+    now: float,
+) -> TrailingState | None:
+    """The trailing state a held coin keeps when :func:`decide` would send no order this tick,
+    or None when decide has something to do or say (a sell, a DCA trigger, a bad quote or
+    cost basis). The same rules without the reason texts: the backtester asks this at every
+    step of the simulated clock and calls decide only when it answers None."""
+    if quote_problem(market, now, config) or position.avg_cost <= 0:
+        return None
+    step = step_trailing(
+        config, position.trailing, position.avg_cost, position.dca_stage, market.bid
+    )
+    if step.sell or dca_trigger(config, position, market.ask, long_level):
+        return None
+    return step.state
 
 
 def _crossed(signal: Signal | None) -> str:

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from pt_broker import Broker, BrokerQuote, OrderReport, UnknownOrderError, broker_quote
-from pt_broker_paper import PaperBroker, round_down
+from pt_broker_paper import PaperBroker
 from pt_config_schema import PaperSettings
 from pt_errors import TemporaryExchangeError
+from pt_fills import round_down
 from pt_journal import TradeJournal
 from pt_journal_schema import JournalError, OrderState, PaperWallet
 from pt_types import Mode, OrderIntent, OrderTag, Quote, Side

@@ -1,0 +1,309 @@
+"""Backtest the bot's own predictor and strategy over history: ``python pt_backtester.py run``.
+
+Commands (each prints its results and writes them under ``--out``):
+
+- ``run``: one backtest of the settings over a span; a journal of its own
+  (``journal.sqlite3``), ``summary.json``, ``fills.csv``, ``equity.csv`` and ``report.html``.
+- ``walk-forward``, ``monte-carlo``, ``optimize``, ``compare``: see ``--help`` of each.
+
+Candles come from the bundled history (BTC, ETH, XRP, BNB, DOGE) or, for other coins, from the
+data folder's candle cache (filled by paper/live mode and the trainer). Exit codes: 0 done,
+1 the run failed (the message says why), 2 bad input (unknown coin, span outside the data,
+invalid settings or parameter grid).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import pt_config
+import pt_ohlcv
+from pt_backtest_engine import (
+    DEFAULT_STEP_SECONDS,
+    LEG_SECONDS,
+    BacktestResult,
+    BacktestSpec,
+    run_backtest,
+)
+from pt_backtest_journal import Summary, summarize, write_journal
+from pt_backtest_summary import buy_and_hold, summary_lines
+from pt_candle_cache import CandleCache, CandleCacheError
+from pt_config_schema import Settings
+from pt_errors import PowerTraderError
+from pt_state import DataDirError, DataLayout, resolve_data_dir
+from pt_types import HOUR, Candles, Timeframe
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+H1 = Timeframe.parse("1h")
+
+
+class UsageError(PowerTraderError):
+    """Bad input on the command line or in a file it names (exit 2)."""
+
+
+# -- inputs ------------------------------------------------------------------------------------
+
+
+def day(text: str) -> int:
+    """``YYYY-MM-DD`` → that day's UTC midnight (epoch seconds)."""
+    try:
+        d = dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+    return int(dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC).timestamp())
+
+
+def utc_day(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d")
+
+
+def load_history(layout: DataLayout, coins: Sequence[str]) -> dict[str, Candles]:
+    """Each coin's hourly candles: the bundled history, else the candle cache."""
+    bundled = set(pt_ohlcv.bundled_coins())
+    found: dict[str, Candles] = {}
+    for coin in coins:
+        if coin in bundled:
+            found[coin] = pt_ohlcv.load_bundled(coin, cache_dir=layout.history_cache_dir)
+            continue
+        cached = _cached(layout, coin)
+        if cached is None or not len(cached):
+            raise UsageError(
+                f"unknown coin {coin}: no bundled history (bundled: {', '.join(sorted(bundled))})"
+                f" and no cached hourly candles in {layout.candles_db}; run the trainer for it in"
+                " paper mode first (python pt_trainer.py " + coin + ") to download its history"
+            )
+        found[coin] = cached
+    return found
+
+
+def _cached(layout: DataLayout, coin: str) -> Candles | None:
+    if not layout.candles_db.exists():
+        return None
+    try:
+        with CandleCache.open_readonly(layout.candles_db) as cache:
+            span = cache.covered(coin, H1)
+            return None if span is None else cache.read(coin, H1, span[0], span[1] + HOUR)
+    except CandleCacheError:
+        return None
+
+
+def check_span(history: dict[str, Candles], start: int, end: int) -> None:
+    """The span must lie within every coin's data (else: which coin, and what it has)."""
+    if end <= start:
+        raise UsageError(f"--end {utc_day(end)} must be after --start {utc_day(start)}")
+    for coin, candles in history.items():
+        first, last = int(candles.time[0]), int(candles.time[-1]) + HOUR
+        if start < first or end > last:
+            raise UsageError(
+                f"the span {utc_day(start)} .. {utc_day(end)} is outside {coin}'s data, which "
+                f"runs {utc_day(first)} .. {utc_day(last)}; pick dates within it"
+            )
+
+
+def open_data(data_dir: str | None) -> tuple[DataLayout, Settings]:
+    try:
+        layout = DataLayout(resolve_data_dir(data_dir)).ensure()
+        return layout, pt_config.load(layout.settings_file)
+    except (DataDirError, pt_config.SettingsError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+def coins_arg(text: str) -> tuple[str, ...]:
+    coins = tuple(dict.fromkeys(c.strip().upper() for c in text.split(",") if c.strip()))
+    if not coins:
+        raise argparse.ArgumentTypeError("name at least one coin, e.g. BTC or BTC,ETH")
+    return coins
+
+
+def step_arg(text: str) -> int:
+    try:
+        step = int(text)
+    except ValueError:
+        step = 0
+    if step <= 0 or LEG_SECONDS % step:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the step must divide {LEG_SECONDS} s (60, 120, 300, 600 or 1200) so the "
+            "hour's highs and lows are always visited"
+        )
+    return step
+
+
+# -- progress ----------------------------------------------------------------------------------
+
+
+def progress_bar(label: str, out: TextIO | None) -> Callable[[int, int], None]:
+    """A text progress bar on a terminal (one line redrawn), nothing otherwise."""
+    started = time.monotonic()
+
+    def show(done: int, total: int) -> None:
+        if out is None or total <= 0:
+            return
+        width = 30
+        filled = int(width * done / total)
+        took = time.monotonic() - started
+        bar = "#" * filled + "-" * (width - filled)
+        out.write(f"\r{label} [{bar}] {100 * done / total:5.1f}%  {took:5.1f} s")
+        if done >= total:
+            out.write("\n")
+        out.flush()
+
+    return show
+
+
+def _tty() -> TextIO | None:
+    return sys.stderr if sys.stderr is not None and sys.stderr.isatty() else None
+
+
+# -- run ---------------------------------------------------------------------------------------
+
+
+def run_one(
+    spec: BacktestSpec, history: dict[str, Candles], out: Path, *, label: str = "backtest"
+) -> tuple[BacktestResult, Summary]:
+    """Run, journal, summarise and write the result files into ``out``."""
+    result = run_backtest(spec, history, progress=progress_bar(label, _tty()))
+    journal = write_journal(result, out / "journal.sqlite3")
+    summary = summarize(result, journal, buy_and_hold(spec, history))
+    journal.close()
+    write_files(result, summary, out)
+    return result, summary
+
+
+def write_files(result: BacktestResult, summary: Summary, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(
+        json.dumps(summary_data(result, summary), indent=2) + "\n", encoding="utf-8"
+    )
+    with (out / "fills.csv").open("w", encoding="utf-8") as f:
+        f.write("time_utc,coin,side,tag,quantity,price,fee_usd,reason\n")
+        for o in result.fills:
+            assert o.fill is not None
+            reason = o.intent.reason.replace('"', "'")
+            f.write(
+                f"{dt.datetime.fromtimestamp(o.time, dt.UTC).isoformat()},{o.fill.coin},"
+                f"{o.fill.side.value},{o.intent.tag.value},{o.fill.quantity!r},"
+                f'{o.fill.price!r},{o.fill.fee_usd!r},"{reason}"\n'
+            )
+    eq = result.equity
+    with (out / "equity.csv").open("w", encoding="utf-8") as f:
+        f.write("time_utc,equity_usd,cash_usd\n")
+        for t, e, c in zip(eq.time.tolist(), eq.equity.tolist(), eq.cash.tolist(), strict=True):
+            f.write(f"{dt.datetime.fromtimestamp(t, dt.UTC).isoformat()},{e!r},{c!r}\n")
+
+
+def summary_data(result: BacktestResult, summary: Summary) -> dict[str, Any]:
+    """The summary as JSON-ready data (None where a figure is undefined)."""
+    m, a, t, h = (
+        summary.metrics,
+        summary.metrics.account,
+        summary.metrics.trades,
+        summary.buy_and_hold,
+    )
+    spec = result.spec
+    return {
+        "coins": list(spec.coins),
+        "start": utc_day(spec.start),
+        "end": utc_day(spec.end),
+        "step_seconds": spec.step_seconds,
+        "starting_cash_usd": spec.starting_cash,
+        "final_equity_usd": a.end_equity,
+        "total_return": a.total_return,
+        "cagr": a.cagr,
+        "max_drawdown": a.max_drawdown,
+        "max_drawdown_dates": a.drawdown.describe(),
+        "sharpe": a.sharpe,
+        "sortino": a.sortino,
+        "calmar": a.calmar,
+        "max_floating_drawdown": m.max_floating_drawdown,
+        "trades": t.trades,
+        "win_rate": t.win_rate,
+        "avg_hold_s": t.avg_hold_s,
+        "longest_hold_s": t.longest_hold_s,
+        "realized_pnl_usd": t.realized_pnl_usd,
+        "deepest_dca": summary.deepest_dca,
+        "cash_needed_usd": m.capital_deployed_usd,
+        "buys_refused_by_risk_limits": summary.refused,
+        "orders_rejected": summary.rejected,
+        "buy_and_hold": {
+            "total_return": h.total_return,
+            "cagr": h.cagr,
+            "max_drawdown": h.max_drawdown,
+            "sharpe": h.sharpe,
+            "sortino": h.sortino,
+            "calmar": h.calmar,
+        },
+        "notes": list(result.notes),
+    }
+
+
+def _run(args: argparse.Namespace) -> int:
+    layout, settings = open_data(args.data_dir)
+    coins = args.coins or tuple(settings.coins)
+    history = load_history(layout, coins)
+    check_span(history, args.start, args.end)
+    spec = BacktestSpec.from_settings(
+        settings, start=args.start, end=args.end, coins=coins, step_seconds=args.step
+    )
+    out = args.out or layout.root / "backtests" / time.strftime("run-%Y%m%d-%H%M%S")
+    _, summary = run_one(spec, history, out)
+    print(f"backtest {', '.join(coins)} {utc_day(args.start)} .. {utc_day(args.end)}")  # noqa: T201
+    for line in summary_lines(
+        summary.metrics,
+        summary.buy_and_hold,
+        deepest_dca=summary.deepest_dca,
+        starting_cash=spec.starting_cash,
+    ):
+        print(line)  # noqa: T201
+    print(f"results in {out}")  # noqa: T201
+    return EXIT_OK
+
+
+# -- command line ------------------------------------------------------------------------------
+
+
+def _span_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="the data folder (default: $POWERTRADER_HOME or ./user_data)")
+    p.add_argument("--coins", type=coins_arg, help="comma-separated coins (default: the settings')")
+    p.add_argument("--start", type=day, required=True, help="first day, YYYY-MM-DD (UTC)")
+    p.add_argument("--end", type=day, required=True, help="day after the last, YYYY-MM-DD (UTC)")
+    p.add_argument(
+        "--step",
+        type=step_arg,
+        default=DEFAULT_STEP_SECONDS,
+        help="simulated seconds between trader ticks; must divide 1200 (default 600)",
+    )
+    p.add_argument("--out", type=Path, help="folder for the results (default: under backtests/)")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pt_backtester.py", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="one backtest of the settings over a span")
+    _span_args(run)
+    return p
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"run": _run}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"pt_backtester: {exc}", file=sys.stderr)  # noqa: T201
+        return EXIT_USAGE
+    except (PowerTraderError, OSError) as exc:
+        print(f"pt_backtester: {exc}", file=sys.stderr)  # noqa: T201
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
