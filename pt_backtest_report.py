@@ -1,16 +1,13 @@
 """A backtest report: one self-contained HTML file with a run's figures and charts.
 
-Why a file of its own: the figures of a backtest mean little without their pictures (the equity
-beside buy-and-hold, how deep and how long the drawdowns went, where the bot bought and sold).
-One HTML file with every image embedded (base64 PNG, no script, no other file) opens offline
-in any browser, can be archived next to ``summary.json`` and compared with a later run.
-
-Every figure comes from the run's :class:`pt_backtest_journal.Summary`, so it is the number the
-command line and the ANALYTICS tab show (spec/metrics.md); the charts draw the run's own series.
-The drawdown is always shown, its maximum named in the chart's title and in the text.
-
-Charts use matplotlib's object API on the Agg canvas (no pyplot, so no global figure state and
-no display): a report can be written from any thread. Times are UTC.
+Why: a backtest's figures mean little without their pictures (the equity beside buy-and-hold,
+how deep and long the drawdowns went, where the bot bought and sold). One HTML file with its
+images embedded (base64 PNG, no script, no other file) opens offline in any browser and can be
+archived next to ``summary.json``. Every figure comes from the run's
+:class:`pt_backtest_journal.Summary`: the number the command line and the ANALYTICS tab show
+(spec/metrics.md). The drawdown is always shown, its maximum named in the chart's title.
+Charts use matplotlib's object API on the Agg canvas (no pyplot: no global figure state, no
+display), so a report can be written from any thread. Times are UTC.
 """
 
 from __future__ import annotations
@@ -23,6 +20,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import cycle
 from pathlib import Path
 
 import matplotlib.dates as mdates
@@ -44,9 +42,10 @@ log = logging.getLogger(__name__)
 DPI = 110
 WIDTH = 11.0  # inches: 1210 px at DPI, readable on a laptop screen without scrolling sideways
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-RUN_COLORS = ("#1f77b4", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#bcbd22")
-HOLD_COLOR = "#6b6b6b"
-BUY_COLOR, DCA_COLOR, SELL_COLOR = "#16a34a", "#f59e0b", "#dc2626"
+RUN_COLORS, HOLD_COLOR = ("#1f77b4", "#9467bd", "#ff7f0e", "#17becf", "#8c564b"), "#6b6b6b"
+# fill kind: (marker, colour, legend); a DCA buy is a buy that adds to an open trade
+MARKERS = {"buy": ("^", "#16a34a", "buy"), "dca": ("^", "#f59e0b", "DCA buy"),
+           "sell": ("v", "#dc2626", "sell")}  # fmt: skip
 PNG_PREFIX = "data:image/png;base64,"
 DASH = pm.DASH
 
@@ -77,13 +76,10 @@ class HeatmapData:
     def __post_init__(self) -> None:
         shape = (len(self.y_values), len(self.x_values))
         if np.shape(self.values) != shape:
+            got = np.shape(self.values)
             raise ValueError(
-                f"heatmap values have shape {np.shape(self.values)}, expected {shape} "
-                f"(one row per {self.y_name}, one column per {self.x_name})"
+                f"heatmap values have shape {got}, expected {shape} (y rows, x columns)"
             )
-
-
-# -- figures -----------------------------------------------------------------------------------
 
 
 def monthly_returns(equity: pm.EquitySeries) -> dict[int, dict[int, float]]:
@@ -99,10 +95,8 @@ def monthly_returns(equity: pm.EquitySeries) -> dict[int, dict[int, float]]:
     out: dict[int, dict[int, float]] = {}
     for month, value in zip(months[last].tolist(), daily.equity[last].tolist(), strict=True):
         year, index = divmod(int(month), 12)
-        out.setdefault(1970 + year, {})[index + 1] = (
-            value / previous - 1 if previous > 0 else math.nan
-        )
-        previous = value
+        ratio = value / previous - 1 if previous > 0 else math.nan
+        out.setdefault(1970 + year, {})[index + 1], previous = ratio, value
     return out
 
 
@@ -175,52 +169,31 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _date_axis(ax: Axes) -> None:
-    # matplotlib.dates ships no annotations for these two constructors
+def _dress(ax: Axes, title: str, ylabel: str, ytext: str, *, low: bool = False) -> None:
+    """Title, labels, a UTC date axis, y values as ``ytext`` (a format), the legend (``low``:
+    in the lower left corner, else where it hides the least)."""
     locator = mdates.AutoDateLocator(minticks=4, maxticks=10, tz=dt.UTC)  # type: ignore[no-untyped-call]
     ax.xaxis.set_major_locator(locator)
     formatter = mdates.ConciseDateFormatter(locator, tz=dt.UTC)  # type: ignore[no-untyped-call]
     ax.xaxis.set_major_formatter(formatter)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: ytext.format(v)))
     ax.grid(visible=True, alpha=0.3)
-
-
-def _color(i: int) -> str:
-    return RUN_COLORS[i % len(RUN_COLORS)]
-
-
-def _holds(runs: Sequence[ReportRun]) -> list[tuple[int, pm.EquitySeries]]:
-    """Each distinct buy-and-hold curve once (runs over the same span and coins share one)."""
-    seen: list[tuple[int, pm.EquitySeries]] = []
-    for i, run in enumerate(runs):
-        bh = run.buy_and_hold
-        if not any(np.array_equal(bh.equity, s.equity) and np.array_equal(bh.time, s.time)
-                   for _, s in seen):  # fmt: skip
-            seen.append((i, bh))
-    return seen
-
-
-def _hold_style(runs: Sequence[ReportRun], i: int) -> tuple[str, str]:
-    return ("buy & hold", HOLD_COLOR) if i == 0 else (f"buy & hold ({runs[i].name})", _color(i))
+    ax.set(title=title, ylabel=ylabel, xlabel="date (UTC)")
+    ax.legend(loc="lower left" if low else "best", framealpha=0.9, fontsize=9)
 
 
 def equity_png(runs: Sequence[ReportRun]) -> bytes:
-    """Every run's equity in one chart, buy-and-hold dashed, the starting cash dotted."""
+    """Every run's equity in one chart; the first run's buy-and-hold dashed, its cash dotted."""
     fig = _figure(4.8)
     ax = fig.add_subplot()
-    for i, run in enumerate(runs):
+    for run, color in zip(runs, cycle(RUN_COLORS), strict=False):
         eq = run.result.equity
-        ax.plot(_dates(eq.time), eq.equity, color=_color(i), lw=1.5, label=run.name)
-    for i, bh in _holds(runs):
-        label, color = _hold_style(runs, i)
-        ax.plot(_dates(bh.time), bh.equity, color=color, lw=1.2, ls="--", label=label)
-    ax.axhline(runs[0].result.spec.starting_cash, color="#999999", lw=0.8, ls=":",
-               label="starting cash")  # fmt: skip
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"${v:,.0f}"))
-    ax.set_title("Equity (USD, marked to market at the bid)")
-    ax.set_ylabel("equity (USD)")
-    ax.set_xlabel("date (UTC)")
-    _date_axis(ax)
-    ax.legend(loc="best", framealpha=0.9)
+        ax.plot(_dates(eq.time), eq.equity, color=color, lw=1.5, label=run.name)
+    bh = runs[0].buy_and_hold
+    ax.plot(_dates(bh.time), bh.equity, color=HOLD_COLOR, lw=1.2, ls="--", label="buy & hold")
+    cash = runs[0].result.spec.starting_cash
+    ax.axhline(cash, color="#999999", lw=0.8, ls=":", label="starting cash")
+    _dress(ax, "Equity (USD, marked to market at the bid)", "equity (USD)", "${:,.0f}")
     return _png(fig)
 
 
@@ -228,44 +201,31 @@ def drawdown_png(runs: Sequence[ReportRun]) -> bytes:
     """The underwater curve (percent below the running peak) of each run's hourly equity."""
     fig = _figure(3.9)
     ax = fig.add_subplot()
-    for i, run in enumerate(runs):
+    for run, color in zip(runs, cycle(RUN_COLORS), strict=False):
         eq = run.result.equity
         under = -pm.drawdown_series(eq.equity) * 100
         if not under.size:
             continue
-        x, color, k = _dates(eq.time), _color(i), int(np.argmin(under))
+        x, k = _dates(eq.time), int(np.argmin(under))
         ax.fill_between(x, under, 0, color=color, alpha=0.22, lw=0)
         ax.plot(x, under, color=color, lw=1.1, label=f"{run.name} (deepest hour {under[k]:.2f}%)")
         ax.plot(x[k], under[k], marker="o", color=color, ms=5)
         ax.annotate(f"{under[k]:.2f}%", (x[k], under[k]), xytext=(6, -4),
                     textcoords="offset points", color=color, fontsize=9, va="top")  # fmt: skip
-    for i, bh in _holds(runs):
-        label, color = _hold_style(runs, i)
-        ax.plot(_dates(bh.time), -pm.drawdown_series(bh.equity) * 100, color=color, lw=0.9,
-                ls="--", label=label)  # fmt: skip
+    bh = runs[0].buy_and_hold
+    hold = -pm.drawdown_series(bh.equity) * 100
+    ax.plot(_dates(bh.time), hold, color=HOLD_COLOR, lw=0.9, ls="--", label="buy & hold")
     ax.axhline(0, color="#444444", lw=0.8)
     maxima = [(r.name, _dd(r.summary.metrics.account.max_drawdown)) for r in runs]
     named = maxima[0][1] if len(runs) == 1 else ", ".join(f"{n} {v}" for n, v in maxima)
-    ax.set_title(f"Drawdown below the running peak: max drawdown {named} (daily equity)")
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0f}%"))
-    ax.set_ylabel("drawdown (%)")
-    ax.set_xlabel("date (UTC)")
-    _date_axis(ax)
-    ax.legend(loc="lower left", framealpha=0.9, fontsize=9)
+    title = f"Drawdown below the running peak: max drawdown {named} (daily equity)"
+    _dress(ax, title, "drawdown (%)", "{:.0f}%", low=True)
     return _png(fig)
 
 
 def _kind(order: ExecutedOrder) -> str:
-    if order.intent.side is Side.SELL:
-        return "sell"
-    return "dca" if order.intent.tag is OrderTag.DCA else "buy"
-
-
-_MARKERS = {  # kind: (marker, colour, legend)
-    "buy": ("^", BUY_COLOR, "buy"),
-    "dca": ("^", DCA_COLOR, "DCA buy"),
-    "sell": ("v", SELL_COLOR, "sell"),
-}
+    buy = "dca" if order.intent.tag is OrderTag.DCA else "buy"
+    return "sell" if order.intent.side is Side.SELL else buy
 
 
 def trades_png(run: ReportRun, prices: Mapping[str, Candles]) -> bytes | None:
@@ -281,20 +241,17 @@ def trades_png(run: ReportRun, prices: Mapping[str, Candles]) -> bytes | None:
     for ax, coin in zip(axes, coins, strict=True):
         candles = prices[coin]
         lo, hi = np.searchsorted(candles.time, [spec.start, spec.end]).tolist()
-        ax.plot(_dates(candles.time[lo:hi] + HOUR), candles.close[lo:hi], color="#555555",
-                lw=0.9, label=f"{coin} hourly close")  # fmt: skip
-        for kind, (marker, color, label) in _MARKERS.items():
+        x = _dates(candles.time[lo:hi] + HOUR)  # a close is the price at the candle's end
+        ax.plot(x, candles.close[lo:hi], color="#555555", lw=0.9, label=f"{coin} hourly close")
+        for kind, (marker, color, label) in MARKERS.items():
             fills = [o.fill for o in run.result.fills if o.fill and o.fill.coin == coin
                      and _kind(o) == kind]  # fmt: skip
             if fills:
                 ax.scatter(_dates([f.time for f in fills]), [f.price for f in fills],
                            marker=marker, s=60, color=color, edgecolors="black", linewidths=0.5,
                            zorder=3, label=f"{label} ({len(fills)})")  # fmt: skip
-        ax.set_title(f"{coin}: fills of {run.name}")
-        ax.set_ylabel(f"{coin} price (USD)")
-        _date_axis(ax)
-        ax.legend(loc="best", framealpha=0.9, fontsize=9)
-    axes[-1].set_xlabel("date (UTC)")
+        _dress(ax, f"{coin}: fills of {run.name}", f"{coin} price (USD)", "${:,.6g}")
+        ax.label_outer()  # the date axis once, under the last coin
     return _png(fig)
 
 
@@ -311,32 +268,30 @@ def heatmap_png(data: HeatmapData) -> bytes:
     high = high if high > low else low + 1.0
     image.set_clim(low, high)
     for (row, col), v in np.ndenumerate(values):
-        if math.isfinite(v):
-            r, g, b, _ = cmap((float(v) - low) / (high - low))
-            ink = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
-            ax.text(col, row, f"{v:.3g}", ha="center", va="center", color=ink, fontsize=9)
-        else:
+        if not math.isfinite(v):
             ax.text(col, row, "not run", ha="center", va="center", color="#555555", fontsize=8)
+            continue
+        r, g, b, _ = cmap((float(v) - low) / (high - low))
+        ink = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
+        ax.text(col, row, f"{v:.3g}", ha="center", va="center", color=ink, fontsize=9)
     ax.set_xticks(range(nx), labels=[str(v) for v in data.x_values])
     ax.set_yticks(range(ny), labels=[str(v) for v in data.y_values])
-    ax.set_xlabel(data.x_name)
-    ax.set_ylabel(data.y_name)
-    ax.set_title(f"{data.objective} by {data.y_name} and {data.x_name}")
+    ax.set(
+        xlabel=data.x_name,
+        ylabel=data.y_name,
+        title=f"{data.objective} by {data.y_name} and {data.x_name}",
+    )
     fig.colorbar(image, ax=ax, label=data.objective)
     return _png(fig)
 
 
 # -- HTML --------------------------------------------------------------------------------------
 
-_CSS = """
-body { font-family: system-ui, sans-serif; margin: 24px auto; max-width: 1240px; color: #222; }
-h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: 4px; }
-table { border-collapse: collapse; margin: 8px 0 16px; font-size: 0.92em; }
-th, td { border: 1px solid #ddd; padding: 4px 10px; text-align: right; }
+_CSS = """body { font-family: system-ui, sans-serif; margin: 24px auto; max-width: 1240px; }
+h2 { border-bottom: 1px solid #ccc; } table { border-collapse: collapse; margin: 8px 0 16px; }
+th, td { border: 1px solid #ddd; padding: 4px 10px; text-align: right; font-size: 0.92em; }
 th:first-child, td.label { text-align: left; } thead th { background: #f3f4f6; }
-img { max-width: 100%; height: auto; display: block; margin: 8px 0; }
-p.note { color: #555; font-size: 0.92em; }
-""".strip()
+img { max-width: 100%; height: auto; display: block; } p.note { color: #555; }"""
 
 
 def _e(text: object) -> str:
@@ -344,73 +299,60 @@ def _e(text: object) -> str:
 
 
 def _img(png: bytes, alt: str) -> str:
-    data = base64.b64encode(png).decode("ascii")
-    return f'<img src="{PNG_PREFIX}{data}" alt="{_e(alt)}">'
+    return f'<img src="{PNG_PREFIX}{base64.b64encode(png).decode("ascii")}" alt="{_e(alt)}">'
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], css: str = "") -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>" + f'<td class="label">{_e(r[0])}</td>' + "".join(f"<td>{_e(c)}</td>" for c in r[1:])
-        + "</tr>"
-        for r in rows
-    )  # fmt: skip
-    cls = f' class="{_e(css)}"' if css else ""
-    return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def _note(text: str) -> str:
+    return f'<p class="note">{_e(text)}</p>'
+
+
+def _table(css: str, head: Sequence[str], rows: Sequence[str]) -> str:
+    """A table of escaped header ``head`` and ready-made ``<tr>`` rows."""
+    heads, body = "".join(f"<th>{_e(h)}</th>" for h in head), "".join(rows)
+    return f'<table class="{css}"><thead><tr>{heads}</tr></thead><tbody>{body}</tbody></table>'
 
 
 def _summary_html(runs: Sequence[ReportRun]) -> str:
     columns = [_run_figures(r) for r in runs]
-    shared = {k: columns[0][k] for k in ("coins", "span (UTC)", "starting cash")}
-    hold = shared | _account_figures(runs[0].summary.buy_and_hold)
-    header = ["", *(r.name for r in runs), f"buy & hold ({runs[0].name})"]
-    rows = [[k, *(c[k] for c in columns), hold.get(k, DASH)] for k in columns[0]]
-    notes = "".join(
-        f'<p class="note"><b>{_e(r.name)}</b>: {"; ".join(_e(n) for n in r.result.notes)}</p>'
-        for r in runs
-        if r.result.notes
-    )
-    return _table(header, rows, "summary") + notes
+    hold = {k: columns[0][k] for k in ("coins", "span (UTC)", "starting cash")}
+    hold |= _account_figures(runs[0].summary.buy_and_hold)
+    head = ["", *(r.name for r in runs), f"buy & hold ({runs[0].name})"]
+    rows = [f'<tr><td class="label">{_e(k)}</td>'
+            + "".join(f"<td>{_e(v)}</td>" for v in (*(c[k] for c in columns), hold.get(k, DASH)))
+            + "</tr>" for k in columns[0]]  # fmt: skip
+    notes = "".join(_note(f"{r.name}: {'; '.join(r.result.notes)}") for r in runs if r.result.notes)
+    return _table("summary", head, rows) + notes
 
 
-def _cell(year: int, month: int, r: float | None) -> str:
+def _cell(label: str, r: float | None) -> str:
     if r is None:
         return "<td></td>"
     if not math.isfinite(r):
-        return f'<td title="{year}-{month:02d}">{DASH}</td>'
+        return f'<td title="{label}">{DASH}</td>'
     alpha = 0.12 + 0.6 * min(abs(r) / 0.25, 1.0)
     rgb = "22,163,74" if r > 0 else "220,38,38" if r < 0 else "200,200,200"
     style = f"background: rgba({rgb},{alpha:.2f})"
-    label = f"{year}-{month:02d}" if month else f"{year}"
     return f'<td title="{label}" style="{style}">{_e(pm.fmt_pct(r, signed=True))}</td>'
 
 
 def _monthly_html(run: ReportRun) -> str:
-    table = monthly_returns(run.result.equity)
-    head = "".join(f"<th>{m}</th>" for m in ("year", *MONTHS, "year total"))
     rows = []
-    for year, months in sorted(table.items()):
-        total = math.prod(1 + r for r in months.values()) - 1
-        cells = "".join(_cell(year, m, months.get(m)) for m in range(1, 13))
-        rows.append(f'<tr><td class="label">{year}</td>{cells}{_cell(year, 0, total)}</tr>')
-    body = "".join(rows) or f'<tr><td colspan="14">{DASH} no equity recorded</td></tr>'
-    return (
-        f"<h3>{_e(run.name)}</h3>"
-        f'<table class="monthly"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-    )
+    for year, months in sorted(monthly_returns(run.result.equity).items()):
+        cells = "".join(_cell(f"{year}-{m:02d}", months.get(m)) for m in range(1, 13))
+        total = _cell(str(year), math.prod(1 + r for r in months.values()) - 1)
+        rows.append(f'<tr><td class="label">{year}</td>{cells}{total}</tr>')
+    rows = rows or [f'<tr><td colspan="14">{DASH} no equity recorded</td></tr>']
+    return f"<h3>{_e(run.name)}</h3>" + _table("monthly", ("year", *MONTHS, "year"), rows)
 
 
 def _heatmap_html(data: HeatmapData) -> str:
     values = np.asarray(data.values, dtype=np.float64)
-    text = "No cell of the grid was run."
+    best = "No cell of the grid was run."
     if np.isfinite(values).any():
         row, col = np.unravel_index(int(np.nanargmax(values)), values.shape)
-        text = (
-            f"Highest {data.objective}: {values[row, col]:.4g} at {data.x_name} = "
-            f"{data.x_values[col]}, {data.y_name} = {data.y_values[row]}."
-        )
-    alt = f"{data.objective} by {data.y_name} and {data.x_name}"
-    return f'<p class="note">{_e(text)}</p>' + _img(heatmap_png(data), alt)
+        best = (f"Highest {data.objective}: {values[row, col]:.4g} at {data.x_name} = "
+                f"{data.x_values[col]}, {data.y_name} = {data.y_values[row]}.")  # fmt: skip
+    return _note(best) + _img(heatmap_png(data), f"heatmap of {data.objective}")
 
 
 def write_report(
@@ -421,51 +363,37 @@ def write_report(
     prices: Mapping[str, Candles],
     heatmap: HeatmapData | None = None,
 ) -> Path:
-    """Write the report of ``runs`` (the first one is the reference: its buy-and-hold column and
-    its trades are shown) to ``path``, replacing a file there; returns ``path``."""
+    """Write the report of ``runs`` to ``path`` (replacing a file there) and return ``path``.
+
+    The first run is the reference: the buy-and-hold column and curve and the trade chart are
+    its own. ``prices`` holds the hourly candles of its coins (whole histories are fine)."""
     if not runs:
         raise ValueError("a backtest report needs at least one run")
-    first = runs[0]
-    dd = "; ".join(
-        f"{r.name}: {_dd(r.summary.metrics.account.max_drawdown)} "
-        f"({r.summary.metrics.account.drawdown.describe()})"
-        for r in runs
-    )
+    first, accounts = runs[0], [r.summary.metrics.account for r in runs]
+    dd = "; ".join(f"{r.name}: {_dd(a.max_drawdown)} ({a.drawdown.describe()})"
+                   for r, a in zip(runs, accounts, strict=True))  # fmt: skip
     trades = trades_png(first, prices)
     sections = [
         ("Summary", _summary_html(runs)),
         ("Equity", _img(equity_png(runs), "equity curves and buy & hold")),
-        (
-            "Drawdown",
-            f'<p class="note">Max drawdown (daily equity, as in the summary): {_e(dd)}. The '
-            "chart draws every equity sample; its deepest point is marked.</p>"
-            + _img(drawdown_png(runs), f"drawdown, max {dd}"),
-        ),
-        (
-            "Trades",
-            _img(trades, f"fills of {first.name} on the price")
-            if trades
-            else f'<p class="note">{DASH} no prices for the coins of {_e(first.name)}</p>',
-        ),
-        (
-            "Monthly returns",
-            "<p class=\"note\">A month's last daily equity over the previous month's last "
-            "(the first month: over the starting equity).</p>"
-            + "".join(_monthly_html(r) for r in runs),
-        ),
-    ]
+        ("Drawdown", _note(f"Max drawdown (daily equity, as in the summary): {dd}.")
+         + _img(drawdown_png(runs), f"drawdown, max drawdown {dd}")),
+        ("Trades", _img(trades, f"fills of {first.name} on the price") if trades
+         else _note(f"{DASH} no prices for the coins of {first.name}")),
+        ("Monthly returns", _note("A month's last daily equity over the previous month's last "
+                                  "(the first month: over the starting equity).")
+         + "".join(_monthly_html(r) for r in runs)),
+    ]  # fmt: skip
     if heatmap is not None:
         sections.append(("Parameter heatmap", _heatmap_html(heatmap)))
-    spans = ", ".join(f"{r.name}: {', '.join(r.result.spec.coins)} {_span(r.result)}" for r in runs)
+    spans = "; ".join(f"{r.name}: {', '.join(r.result.spec.coins)} {_span(r.result)}" for r in runs)
     body = "".join(f"<section><h2>{_e(h)}</h2>{content}</section>" for h, content in sections)
     document = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
-        f'<h1>{_e(title)}</h1><p class="note">{_e(spans)} (UTC)</p>{body}</body></html>\n'
+        f"<h1>{_e(title)}</h1>{_note(spans + ' (UTC)')}{body}</body></html>\n"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(document, encoding="utf-8")
-    partial.replace(path)
+    path.write_text(document, encoding="utf-8")
     log.info("backtest report %s: %d run(s), %d bytes", path, len(runs), len(document))
     return path

@@ -33,6 +33,8 @@ from pt_backtest_engine import (
     run_backtest,
 )
 from pt_backtest_journal import Summary, summarize, write_journal
+from pt_backtest_montecarlo import monte_carlo_paths, shuffle_trades
+from pt_backtest_report import ReportRun, write_report
 from pt_backtest_summary import buy_and_hold, summary_lines
 from pt_candle_cache import CandleCache, CandleCacheError
 from pt_config_schema import Settings
@@ -170,9 +172,17 @@ def run_one(
     """Run, journal, summarise and write the result files into ``out``."""
     result = run_backtest(spec, history, progress=progress_bar(label, _tty()))
     journal = write_journal(result, out / "journal.sqlite3")
-    summary = summarize(result, journal, buy_and_hold(spec, history))
+    hold = buy_and_hold(spec, history)
+    summary = summarize(result, journal, hold)
     journal.close()
     write_files(result, summary, out)
+    title = f"Backtest {', '.join(spec.coins)} {utc_day(spec.start)} .. {utc_day(spec.end)}"
+    write_report(
+        out / "report.html",
+        title=title,
+        runs=[ReportRun(label, result, summary, hold)],
+        prices=history,
+    )
     return result, summary
 
 
@@ -244,13 +254,8 @@ def summary_data(result: BacktestResult, summary: Summary) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    layout, settings = open_data(args.data_dir)
-    coins = args.coins or tuple(settings.coins)
-    history = load_history(layout, coins)
-    check_span(history, args.start, args.end)
-    spec = BacktestSpec.from_settings(
-        settings, start=args.start, end=args.end, coins=coins, step_seconds=args.step
-    )
+    layout, spec, history = _prepare(args)
+    coins = spec.coins
     out = args.out or layout.root / "backtests" / time.strftime("run-%Y%m%d-%H%M%S")
     _, summary = run_one(spec, history, out)
     print(f"backtest {', '.join(coins)} {utc_day(args.start)} .. {utc_day(args.end)}")  # noqa: T201
@@ -263,6 +268,72 @@ def _run(args: argparse.Namespace) -> int:
         print(line)  # noqa: T201
     print(f"results in {out}")  # noqa: T201
     return EXIT_OK
+
+
+def _prepare(args: argparse.Namespace) -> tuple[DataLayout, BacktestSpec, dict[str, Candles]]:
+    layout, settings = open_data(args.data_dir)
+    coins = args.coins or tuple(settings.coins)
+    history = load_history(layout, coins)
+    check_span(history, args.start, args.end)
+    spec = BacktestSpec.from_settings(
+        settings, start=args.start, end=args.end, coins=coins, step_seconds=args.step
+    )
+    return layout, spec, history
+
+
+def _monte_carlo(args: argparse.Namespace) -> int:
+    layout, spec, history = _prepare(args)
+    out = args.out or layout.root / "backtests" / time.strftime("montecarlo-%Y%m%d-%H%M%S")
+    result, _ = run_one(spec, history, out, label="backtest")
+    paths = monte_carlo_paths(
+        spec,
+        history,
+        runs=args.runs,
+        block_hours=args.block_hours,
+        seed=args.seed,
+        progress=progress_bar("resampled paths", _tty()),
+    )
+    shuffled = shuffle_trades(result, runs=max(args.runs, 100), seed=args.seed)
+    pct = "5th / 50th / 95th percentile"
+    lines = [
+        f"block bootstrap, {args.runs} paths of {args.block_hours} h blocks (seed {args.seed}):",
+        f"  final return   {pct}: " + " / ".join(f"{x:+.1%}" for x in paths.return_percentiles),
+        f"  max drawdown   {pct}: " + " / ".join(f"{x:.1%}" for x in paths.drawdown_percentiles),
+        f"  P(the DCA ladder runs out of cash): {paths.probability_out_of_cash:.0%}",
+        f"trade order shuffled, {len(shuffled.final_return)} orders of "
+        f"{len(shuffled.trades)} closed trades:",
+        f"  max drawdown   {pct}: " + " / ".join(f"{x:.1%}" for x in shuffled.drawdown_percentiles),
+    ]
+    data = {
+        "paths": {
+            "runs": args.runs,
+            "block_hours": args.block_hours,
+            "seed": args.seed,
+            "final_return": paths.final_return.tolist(),
+            "max_drawdown": paths.max_drawdown.tolist(),
+            "out_of_cash": paths.out_of_cash.tolist(),
+            "probability_out_of_cash": paths.probability_out_of_cash,
+        },
+        "trade_shuffle": {
+            "runs": len(shuffled.final_return),
+            "trades": len(shuffled.trades),
+            "max_drawdown": shuffled.max_drawdown.tolist(),
+        },
+    }
+    (out / "montecarlo.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    print("\n".join(lines))  # noqa: T201
+    print(f"results in {out}")  # noqa: T201
+    return EXIT_OK
+
+
+def positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
 
 
 # -- command line ------------------------------------------------------------------------------
@@ -287,10 +358,22 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="one backtest of the settings over a span")
     _span_args(run)
+    mc = sub.add_parser(
+        "monte-carlo", help="the run, then resampled price paths and shuffled trade orders"
+    )
+    _span_args(mc)
+    mc.add_argument("--runs", type=positive, default=20, help="resampled paths (default 20)")
+    mc.add_argument(
+        "--block-hours", type=positive, default=168, help="bootstrap block length (default 168)"
+    )
+    mc.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     return p
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"run": _run}
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": _run,
+    "monte-carlo": _monte_carlo,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

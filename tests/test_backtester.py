@@ -252,3 +252,21 @@ def test_a_missing_hour_trades_nothing_and_math_stays_finite() -> None:
     assert not [o for o in result.orders if gap_at <= o.time < gap_at + 6 * HOUR]
     assert np.all(np.isfinite(result.equity.equity))
     assert math.isfinite(float(result.equity.equity[-1]))
+
+
+def test_the_monte_carlo_command_reports_paths_and_shuffles(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "mc"
+    args = ["monte-carlo", "--data-dir", str(tmp_path / "data"), "--coins", "BTC",
+            "--start", "2022-06-01", "--end", "2022-06-08", "--runs", "2", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "P(the DCA ladder runs out of cash)" in printed
+    data = json.loads((out / "montecarlo.json").read_text())
+    assert len(data["paths"]["final_return"]) == 2 and data["trade_shuffle"]["runs"] == 100
+    assert (out / "report.html").read_text().startswith("<!DOCTYPE html>")
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--runs", "0"])
+    assert exit_info.value.code == 2
+    assert "at least 1" in capsys.readouterr().err

@@ -1,0 +1,111 @@
+"""Time the backtester: one coin over 8 years, five coins sharing a wallet, optimisation scaling.
+
+Run from anywhere: ``python benchmarks/bench_backtester.py [--runs N] [--skip-optimize]``.
+Each figure is the median of ``--runs`` runs, in-process, one thread for numpy, candles loaded
+beforehand (the figure is the replay: predictor warm-up, online learning, decisions, fills).
+Targets from the issue: one coin, 8 years of 1h candles, under 30 s on one core; five coins
+over the bundled history under 2 minutes; the optimiser's speed-up at 1 and 2 workers.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import datetime as dt  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import pt_config  # noqa: E402
+from pt_backtest_engine import BacktestSpec, run_backtest  # noqa: E402
+from pt_config_schema import Settings  # noqa: E402
+from pt_ohlcv import load_bundled  # noqa: E402
+from pt_types import Candles  # noqa: E402
+
+SETTINGS = Settings().model_copy(update={"start_allocation_pct": 2.0})
+
+
+def utc(text: str) -> int:
+    return int(dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC).timestamp())
+
+
+def median_of(runs: int, work: Callable[[], object]) -> tuple[float, object]:
+    seconds, out = [], None
+    for _ in range(runs):
+        start = time.perf_counter()
+        out = work()
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds), out
+
+
+def one_run(coins: tuple[str, ...], start: str, end: str, history: dict[str, Candles]) -> str:
+    spec = BacktestSpec.from_settings(SETTINGS, start=utc(start), end=utc(end), coins=coins)
+    result = run_backtest(spec, history)
+    final = float(result.equity.equity[-1])
+    return f"{len(result.fills)} fills, final equity ${final:,.2f}"
+
+
+def optimisation(runs: int) -> None:
+    from pt_backtest_optimize import grid_points, optimize, parse_space  # noqa: PLC0415
+
+    history = {"BTC": load_bundled("BTC")}
+    base = pt_config.to_data(SETTINGS.model_copy(update={"coins": ("BTC",)}))
+    space = parse_space({"trade_start_level": [2, 3], "trailing_gap_pct": [0.3, 0.5]}, base)
+    points = grid_points(space)
+    figures: dict[int, float] = {}
+    for workers in (1, 2):
+
+        def work(workers: int = workers) -> None:
+            with tempfile.TemporaryDirectory() as tmp:
+                optimize(
+                    base,
+                    points,
+                    coins=("BTC",),
+                    start=utc("2022-01-01"),
+                    end=utc("2022-04-01"),
+                    step_seconds=600,
+                    history=history,
+                    results_path=Path(tmp) / "results.jsonl",
+                    workers=workers,
+                    objective="sharpe",
+                )
+
+        figures[workers], _ = median_of(runs, work)
+        print(f"optimise {len(points)} trials (BTC, 3 months each), {workers} worker(s): "
+              f"median {figures[workers]:.1f} s")  # fmt: skip
+    print(f"speed-up at 2 workers: {figures[1] / figures[2]:.2f}x (cores: {os.cpu_count()})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--skip-optimize", action="store_true")
+    args = parser.parse_args()
+    btc = {"BTC": load_bundled("BTC")}
+    took, said = median_of(args.runs, lambda: one_run(("BTC",), "2017-09-01", "2025-09-01", btc))
+    print(f"BTC 2017-09-01 .. 2025-09-01 (8 years, 1h), one core, {args.runs} runs: "
+          f"median {took:.1f} s (target < 30 s); {said}")  # fmt: skip
+    five = ("BTC", "ETH", "XRP", "BNB", "DOGE")
+    history = {c: load_bundled(c) for c in five}
+    took, said = median_of(
+        args.runs, lambda: one_run(five, "2019-07-06", "2026-03-01", history)
+    )
+    print(f"five coins sharing a wallet, 2019-07-06 .. 2026-03-01 (all five have data), "
+          f"{args.runs} runs: median {took:.1f} s (target < 120 s); {said}")  # fmt: skip
+    if not args.skip_optimize:
+        optimisation(args.runs)
+
+
+if __name__ == "__main__":
+    main()
