@@ -258,8 +258,8 @@ def test_the_monte_carlo_command_reports_paths_and_shuffles(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "mc"
-    args = ["monte-carlo", "--data-dir", str(tmp_path / "data"), "--coins", "BTC",
-            "--start", "2022-06-01", "--end", "2022-06-08", "--runs", "2", "--out", str(out)]  # fmt: skip
+    args = ["monte-carlo", "--data-dir", str(tmp_path / "data"), "--coins", "BTC", "--start",
+            "2022-06-01", "--end", "2022-06-08", "--runs", "2", "--out", str(out)]  # fmt: skip
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "P(the DCA ladder runs out of cash)" in printed
