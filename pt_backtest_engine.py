@@ -24,13 +24,14 @@ from the data (no price: nothing trades, as live during an outage).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from functools import partial
 
 import numpy as np
 
-from pt_backtest_predictor import CoinReplay, HourView
+from pt_backtest_predictor import CoinReplay, HourTable, HourView
 from pt_config_schema import Settings
 from pt_errors import PowerTraderError
 from pt_fills import FillModel, FillRefused
@@ -175,8 +176,8 @@ class _Book:
 class _Run:
     """The loop of :func:`run_backtest` and its state."""
 
-    def __init__(self, spec: BacktestSpec, replays: Mapping[str, CoinReplay]) -> None:
-        self.spec, self.replays = spec, replays
+    def __init__(self, spec: BacktestSpec) -> None:
+        self.spec = spec
         self.book = _Book(spec.starting_cash)
         self.orders: list[ExecutedOrder] = []
         self.marks: list[tuple[float, str, float]] = []
@@ -374,30 +375,38 @@ def _add(a: float, b: float) -> float:
     return float(Decimal(repr(a)) + Decimal(repr(b)))
 
 
-def prepare(
-    spec: BacktestSpec, hourly: Mapping[str, Candles]
-) -> tuple[dict[str, CoinReplay], list[str]]:
-    """Each coin's predictor replay, warmed up on the history before the span."""
-    replays: dict[str, CoinReplay] = {}
-    notes: list[str] = []
-    for coin in spec.coins:
-        replay = CoinReplay(
-            coin,
-            hourly[coin],
-            spec.pattern,
-            start_level=spec.strategy.trade_start_level,
-            atr_period=spec.atr_period,
-            atr_window=spec.atr_window,
-        )
-        learned = replay.warm_up(spec.start)
-        notes.append(
-            f"{coin}: memories learned {learned} closed candles before the start"
-            if learned
-            else f"{coin}: no history before the start; the predictor learns from nothing"
-        )
-        notes.extend(f"{coin}: {r}" for r in replay.repairs)
-        replays[coin] = replay
-    return replays, notes
+@dataclass(frozen=True, eq=False)
+class CoinHours:
+    """One coin's predictor over the span (module pt_backtest_predictor) and its candles."""
+
+    coin: str
+    table: HourTable
+    hourly: Candles  # repaired: what the price path follows
+    notes: tuple[str, ...]
+
+
+def coin_hours(spec: BacktestSpec, coin: str, hourly: Candles) -> CoinHours:
+    """Warm the coin's memories up on the history before the span, then replay the span.
+    Independent of the other coins and of the trading: safe to run in another process."""
+    replay = CoinReplay(
+        coin,
+        hourly,
+        spec.pattern,
+        start_level=spec.strategy.trade_start_level,
+        atr_period=spec.atr_period,
+        atr_window=spec.atr_window,
+    )
+    learned = replay.warm_up(spec.start)
+    notes = [
+        f"{coin}: memories learned {learned} closed candles before the start"
+        if learned
+        else f"{coin}: no history before the start; the predictor learns from nothing"
+    ]
+    notes.extend(f"{coin}: {r}" for r in replay.repairs)
+    return CoinHours(coin, replay.table(spec.start, spec.end), replay.hourly, tuple(notes))
+
+
+Mapper = Callable[..., Iterable[CoinHours]]
 
 
 def run_backtest(
@@ -406,27 +415,40 @@ def run_backtest(
     *,
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    mapper: Mapper = map,
 ) -> BacktestResult:
-    """Replay ``hourly`` candles (whole histories; only what has closed is read) over the span."""
+    """Replay ``hourly`` candles (whole histories; only what has closed is read) over the span.
+
+    The coins' predictors run first, through ``mapper`` (``map``; a process pool's ``map``
+    runs them in parallel), then the shared wallet trades hour by hour. ``progress(done,
+    total)`` counts coins in the first phase and hours in the second."""
     missing = [c for c in spec.coins if c not in hourly]
     if missing:
         raise BacktestError(f"no candles for {', '.join(missing)}")
-    replays, notes = prepare(spec, hourly)
-    run = _Run(spec, replays)
     hours = range(spec.start, spec.end, HOUR)
-    rows = {c: _hour_rows(r.hourly, spec.start, spec.end) for c, r in replays.items()}
-    paths = {c: _paths(replays[c].hourly, rows[c], run.fractions) for c in spec.coins}
+    total = len(spec.coins) + len(hours)
+    coins: dict[str, CoinHours] = {}
+    work = mapper(partial(coin_hours, spec), spec.coins, [hourly[c] for c in spec.coins])
+    for done in work:
+        coins[done.coin] = done
+        if should_stop():
+            raise BacktestStoppedError("stop requested")
+        if progress is not None:
+            progress(len(coins), total)
+    run = _Run(spec)
+    rows = {c: _hour_rows(h.hourly, spec.start, spec.end) for c, h in coins.items()}
+    paths = {c: _paths(coins[c].hourly, rows[c], run.fractions) for c in spec.coins}
     for i, t in enumerate(hours):
         if i % 512 == 0:
             if should_stop():
                 raise BacktestStoppedError("stop requested")
             if progress is not None:
-                progress(i, len(hours))
-        views = {c: replays[c].hour(t) for c in spec.coins}
+                progress(len(coins) + i, total)
+        views = {c: coins[c].table.view(i) for c in spec.coins}
         here = {c: paths[c][i] for c in spec.coins if rows[c][i] >= 0}
         run.hour(t, views, here)
     if progress is not None:
-        progress(len(hours), len(hours))
+        progress(total, total)
     times, equity, cash = (np.array(col, dtype=np.float64) for col in zip(*run.equity, strict=True))
     return BacktestResult(
         spec,
@@ -435,7 +457,7 @@ def run_backtest(
         EquitySeries(times, equity, cash, equity - cash),
         run.refused,
         run.deepest,
-        tuple(notes),
+        tuple(note for c in spec.coins for note in coins[c].notes),
     )
 
 

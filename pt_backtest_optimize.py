@@ -1,20 +1,16 @@
 """Parameter optimisation: many real backtests of the settings with a few values changed.
 
-A parameter space names settings (dotted keys, e.g. ``predictor.pattern_length``) and the values
-to try: a list for a grid search, ``{"min": a, "max": b}`` or ``{"choices": [...]}`` for a
-random search. Every value is checked against the settings schema before anything runs, so a
-typo costs a message, not an hour of backtests.
-
-Each trial is a full backtest (:func:`pt_backtest_engine.run_backtest`), journalled into a
-temporary file and summarised exactly like ``pt_backtester.py run``. Trials run in worker
-processes (the candles are sent once to each worker), or on a dask cluster. Every finished
-trial is appended to a JSON Lines results file at once (flushed and synced), keyed by a hash of
-its point, the span, the coins and the base settings: an interrupted optimisation started again
-skips what is already there and resumes where it stopped.
+A parameter space names settings (dotted keys) and the values to try: lists for a grid search,
+``{"min": a, "max": b}`` or ``{"choices": [...]}`` for a random one; every value is checked
+against the settings schema before anything runs. Each trial is a full backtest, journalled
+and summarised as ``pt_backtester.py run`` does, in worker processes or on a dask cluster.
+Each finished trial is appended at once (synced) to a JSON Lines file, keyed by its point, span,
+coins and base settings: an interrupted optimisation started again resumes where it stopped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import itertools
@@ -46,23 +42,21 @@ from pt_types import Candles
 
 log = logging.getLogger(__name__)
 
-# Settings that change what a backtest does (anything else would give identical trials).
+# Settings that change what a backtest does (varying anything else gives identical trials).
 TUNABLE_KEYS: tuple[str, ...] = (
     "trade_start_level", "start_allocation_pct", "dca_levels", "dca_multiplier",
     "max_dca_buys_per_24h", "pm_start_pct_no_dca", "pm_start_pct_with_dca", "trailing_gap_pct",
     "predictor.pattern_length", "predictor.target_matches", "predictor.distance",
-    "predictor.bound_pct",
-    "sizing.method", "sizing.base_pct", "sizing.min_pct", "sizing.max_pct",
-    "sizing.target_atr_pct", "sizing.atr_period",
-    "risk.max_exposure_pct", "risk.max_coin_pct", "risk.volatility_position_pct",
-    "risk.drawdown_stop_pct", "risk.drawdown_pause_all",
+    "predictor.bound_pct", "sizing.method", "sizing.base_pct", "sizing.min_pct",
+    "sizing.max_pct", "sizing.target_atr_pct", "sizing.atr_period", "risk.max_exposure_pct",
+    "risk.max_coin_pct", "risk.volatility_position_pct", "risk.drawdown_stop_pct",
+    "risk.drawdown_pause_all",
 )  # fmt: skip
-# Figures a trial can be ranked by; the best has the highest value, except where noted.
+# Figures a trial can be ranked by: the highest value is the best, except where lower is.
 OBJECTIVES = frozenset(
     {"sharpe", "sortino", "calmar", "total_return", "cagr", "max_drawdown", "win_rate"}
 )
 LOWER_IS_BETTER = frozenset({"max_drawdown"})
-DASK_HINT = "pip install 'dask[distributed]'"
 
 
 class OptimizeError(PowerTraderError):
@@ -78,18 +72,13 @@ class GridError(OptimizeError):
 
 @dataclass(frozen=True)
 class Dimension:
-    """One setting to vary: ``values`` (a grid, or random choices) or a ``low``..``high`` range
-    (whole numbers when ``integer``)."""
+    """One setting to vary: ``values`` (a grid or choices) or a ``low``..``high`` range."""
 
     key: str
     values: tuple[Any, ...] = ()
     low: float | None = None
     high: float | None = None
     integer: bool = False
-
-    @property
-    def is_range(self) -> bool:
-        return self.low is not None
 
 
 @dataclass(frozen=True)
@@ -102,96 +91,59 @@ class ParamSpace:
     def from_mapping(
         cls, data: Mapping[str, Any], base_settings_data: Mapping[str, Any] | None = None
     ) -> ParamSpace:
-        """Read and validate ``{"key": [values]}`` / ``{"key": {"min": a, "max": b}}`` /
-        ``{"key": {"choices": [...]}}``; each value is tried on ``base_settings_data`` (default:
-        the default settings). Raises :class:`GridError` naming the key, value and reason."""
+        """Read ``{"key": [values] | {"min": a, "max": b} | {"choices": [...]}}``, each value
+        tried on ``base_settings_data`` (default: the default settings); :class:`GridError`
+        names the key, the value and the schema's reason for the first one refused."""
         if not isinstance(data, Mapping) or not data:
             raise GridError("grid: the parameter space is empty; name at least one setting")
-        base = _canonical(base_settings_data or {}, "base settings")
-        dims = tuple(_dimension(str(key), spec, base) for key, spec in data.items())
-        return cls(dims)
-
-    @property
-    def is_grid(self) -> bool:
-        return not any(d.is_range for d in self.dimensions)
-
-    @property
-    def size(self) -> int:
-        """Points in the grid (0 when a dimension is a range: no grid)."""
-        return math.prod(len(d.values) for d in self.dimensions) if self.is_grid else 0
+        base = _canonical(base_settings_data or {}, "the base settings")
+        return cls(tuple(_dimension(str(key), spec, base) for key, spec in data.items()))
 
 
 def _dimension(key: str, spec: Any, base: dict[str, Any]) -> Dimension:
     if key not in TUNABLE_KEYS:
-        raise GridError(
-            f"grid: {key!r} is not a setting that can be tuned; tunable: {', '.join(TUNABLE_KEYS)}"
-        )
-    if isinstance(spec, list | tuple):
-        values = tuple(spec)
-    elif isinstance(spec, Mapping) and set(spec) == {"choices"}:
-        values = tuple(spec["choices"]) if isinstance(spec["choices"], list | tuple) else ()
-    elif isinstance(spec, Mapping) and set(spec) == {"min", "max"}:
-        return _range(key, spec["min"], spec["max"], base)
-    else:
-        raise GridError(
-            f"grid: {key} = {spec!r}: give a list of values, {{'min': a, 'max': b}} or "
-            "{'choices': [...]}"
-        )
-    if not values:
-        raise GridError(f"grid: {key} has no values: give at least one")
-    for value in values:
+        raise GridError(f"grid: {key!r} cannot be tuned; tunable: {', '.join(TUNABLE_KEYS)}")
+    if isinstance(spec, Mapping) and set(spec) == {"min", "max"}:
+        low, high = spec["min"], spec["max"]
+        for bound in (low, high):
+            if isinstance(bound, bool) or not isinstance(bound, int | float):
+                raise GridError(f"grid: {key} range bound {bound!r} is not a number")
+            check_value(base, key, bound)
+        if low > high:
+            raise GridError(f"grid: {key} range {low!r}..{high!r}: min is above max")
+        return Dimension(key, (), low, high, isinstance(low, int) and isinstance(high, int))
+    if isinstance(spec, Mapping) and set(spec) == {"choices"}:
+        spec = spec["choices"]
+    if not isinstance(spec, list | tuple):
+        raise GridError(f"grid: {key} = {spec!r}: give a list, {{min, max}} or {{choices}}")
+    if not spec:
+        raise GridError(f"grid: {key} has an empty list of values: give at least one")
+    for value in spec:
         check_value(base, key, value)
-    return Dimension(key, tuple(_json(v) for v in values))
-
-
-def _range(key: str, low: Any, high: Any, base: dict[str, Any]) -> Dimension:
-    for bound in (low, high):
-        if isinstance(bound, bool) or not isinstance(bound, int | float):
-            raise GridError(f"grid: {key} range bound {bound!r} is not a number")
-    if low > high:
-        raise GridError(f"grid: {key} range {low!r}..{high!r}: min is above max")
-    for bound in (low, high):
-        check_value(base, key, bound)
-    integer = isinstance(low, int) and isinstance(high, int)
-    return Dimension(key, (), low, high, integer)
+    return Dimension(key, tuple(_json(v) for v in spec))
 
 
 def check_value(base: Mapping[str, Any], key: str, value: Any) -> None:
     """:class:`GridError` unless ``key = value`` on ``base`` passes the settings schema."""
-    candidate = copy.deepcopy(dict(base))
-    try:
-        pt_config.set_path(candidate, key, _json(value))
-    except KeyError as exc:
-        raise GridError(f"grid: {key} = {value!r}: {exc.args[0]}") from None
-    problems = pt_config.validate(candidate)
+    problems = pt_config.validate(_apply(base, {key: value}))
     if problems:
-        reasons = "; ".join(
-            ("" if p.key == key else f"{p.key}: ")
-            + p.message
-            + (f" (allowed: {p.allowed})" if p.allowed else "")
-            for p in problems
-        )
-        raise GridError(f"grid: {key} = {value!r}: {reasons}")
+        why = (p.message + (f" (allowed: {p.allowed})" if p.allowed else "") for p in problems)
+        raise GridError(f"grid: {key} = {value!r}: {'; '.join(why)}")
 
 
 def grid_points(space: ParamSpace) -> list[dict[str, Any]]:
-    """Every combination, in order: the last dimension varies fastest."""
-    ranges = [d.key for d in space.dimensions if d.is_range]
+    """Every combination, in order: the first dimension varies slowest, the last fastest."""
+    ranges = [d.key for d in space.dimensions if d.low is not None]
     if ranges:
-        raise GridError(
-            f"grid: {', '.join(ranges)} given as a range; a grid search needs lists of values "
-            "(a range is for a random search)"
-        )
+        raise GridError(f"grid: {', '.join(ranges)} given as a range; a grid needs value lists")
     keys = [d.key for d in space.dimensions]
-    return [
-        dict(zip(keys, map(copy.deepcopy, combo), strict=True))
-        for combo in itertools.product(*(d.values for d in space.dimensions))
-    ]
+    combos = itertools.product(*(d.values for d in space.dimensions))
+    return [dict(zip(keys, map(copy.deepcopy, combo), strict=True)) for combo in combos]
 
 
 def random_points(space: ParamSpace, n: int, seed: int) -> list[dict[str, Any]]:
-    """``n`` points drawn at random (the same ones for the same seed): a range uniformly
-    (whole numbers when both bounds are), a list or ``choices`` one of its values."""
+    """``n`` points drawn at random, the same ones for the same seed: a range uniformly (whole
+    numbers when both bounds are; others rounded to 6 decimals), a list one of its values."""
     rng = random.Random(seed)
     return [{d.key: _draw(d, rng) for d in space.dimensions} for _ in range(max(n, 0))]
 
@@ -204,20 +156,22 @@ def _draw(dim: Dimension, rng: random.Random) -> Any:
     return min(max(round(rng.uniform(dim.low, dim.high), 6), dim.low), dim.high)
 
 
-def apply_point(base_settings_data: Mapping[str, Any], point: Mapping[str, Any]) -> dict[str, Any]:
-    """The settings data with the point's values set (not validated)."""
-    data = copy.deepcopy(dict(base_settings_data))
-    for key, value in point.items():
-        pt_config.set_path(data, key, _json(value))
-    return data
-
-
 def best_settings_data(
     base_settings_data: Mapping[str, Any], best_point: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Complete, validated settings data with ``best_point`` applied, ready for the settings
-    writer; :class:`GridError` if the combination is invalid."""
-    return _canonical(apply_point(base_settings_data, best_point), f"point {dict(best_point)}")
+    """Complete, validated settings data with ``best_point`` applied (for the settings writer);
+    :class:`GridError` if the combination is invalid."""
+    return _canonical(_apply(base_settings_data, best_point), f"the point {dict(best_point)}")
+
+
+def _apply(base: Mapping[str, Any], point: Mapping[str, Any]) -> dict[str, Any]:
+    data = copy.deepcopy(dict(base))
+    for key, value in point.items():
+        try:
+            pt_config.set_path(data, key, _json(value))
+        except KeyError as exc:
+            raise GridError(f"grid: {key} = {value!r}: {exc.args[0]}") from None
+    return data
 
 
 def _canonical(data: Mapping[str, Any], what: str) -> dict[str, Any]:
@@ -225,9 +179,7 @@ def _canonical(data: Mapping[str, Any], what: str) -> dict[str, Any]:
         return pt_config.to_data(pt_config.parse(data))
     except pt_config.SettingsError as exc:
         reasons = "; ".join(p.describe(with_source=False) for p in exc.problems)
-        raise GridError(f"grid: {what} are not valid settings: {reasons}") from None
-    except KeyError as exc:
-        raise GridError(f"grid: {what}: {exc.args[0]}") from None
+        raise GridError(f"grid: {what} give invalid settings: {reasons}") from None
 
 
 def _json(value: Any) -> Any:
@@ -254,9 +206,7 @@ class _Job:
     settings_data: dict[str, Any]
     key: str
     coins: tuple[str, ...]
-    start: int
-    end: int
-    step_seconds: int
+    span: tuple[int, int, int]  # start, end, step_seconds
 
 
 def _run_trial(
@@ -264,37 +214,28 @@ def _run_trial(
 ) -> tuple[dict[str, Any], float]:
     """One backtest, journalled in a temporary folder and summarised: (figures, seconds)."""
     started = time.perf_counter()
+    start, end, step = job.span
     settings = pt_config.parse(job.settings_data)
     spec = BacktestSpec.from_settings(
-        settings, start=job.start, end=job.end, coins=job.coins, step_seconds=job.step_seconds
+        settings, start=start, end=end, coins=job.coins, step_seconds=step
     )
     result = run_backtest(spec, history, should_stop=should_stop)
     with tempfile.TemporaryDirectory(prefix="pt-optimize-") as folder:
         journal = write_journal(result, Path(folder) / "journal.sqlite3")
         try:
-            summary = summarize(result, journal, buy_and_hold(spec, history))
+            s = summarize(result, journal, buy_and_hold(spec, history))
         finally:
             journal.close()
-    m, a, t = summary.metrics, summary.metrics.account, summary.metrics.trades
+    m, a, t = s.metrics, s.metrics.account, s.metrics.trades
     figures = {
-        "final_equity_usd": a.end_equity,
-        "total_return": a.total_return,
-        "cagr": a.cagr,
-        "max_drawdown": a.max_drawdown,
-        "sharpe": a.sharpe,
-        "sortino": a.sortino,
-        "calmar": a.calmar,
-        "max_floating_drawdown": m.max_floating_drawdown,
-        "trades": t.trades,
-        "win_rate": t.win_rate,
-        "avg_hold_s": t.avg_hold_s,
-        "realized_pnl_usd": t.realized_pnl_usd,
-        "deepest_dca": summary.deepest_dca,
-        "cash_needed_usd": m.capital_deployed_usd,
-        "buys_refused_by_risk_limits": summary.refused,
-        "orders_rejected": summary.rejected,
-        "buy_and_hold_return": summary.buy_and_hold.total_return,
-    }
+        "final_equity_usd": a.end_equity, "total_return": a.total_return, "cagr": a.cagr,
+        "max_drawdown": a.max_drawdown, "sharpe": a.sharpe, "sortino": a.sortino,
+        "calmar": a.calmar, "max_floating_drawdown": m.max_floating_drawdown,
+        "trades": t.trades, "win_rate": t.win_rate, "avg_hold_s": t.avg_hold_s,
+        "realized_pnl_usd": t.realized_pnl_usd, "deepest_dca": s.deepest_dca,
+        "cash_needed_usd": m.capital_deployed_usd, "buys_refused_by_risk_limits": s.refused,
+        "orders_rejected": s.rejected, "buy_and_hold_return": s.buy_and_hold.total_return,
+    }  # fmt: skip
     return figures, time.perf_counter() - started
 
 
@@ -311,46 +252,21 @@ def _pool_trial(job: _Job) -> tuple[dict[str, Any], float]:
     return _run_trial(job, _WORKER_HISTORY)
 
 
-def _dask_trial(job: _Job, history: dict[str, Candles]) -> tuple[dict[str, Any], float]:
-    return _run_trial(job, history)
-
-
-def trial_key(
-    point: Mapping[str, Any],
-    settings_data: Mapping[str, Any],
-    coins: Sequence[str],
-    start: int,
-    end: int,
-    step_seconds: int,
-) -> str:
-    """What identifies a trial in the results file (same inputs, same backtest)."""
-    ident = {"point": point, "settings": settings_data, "coins": list(coins)}
-    ident |= {"start": start, "end": end, "step_seconds": step_seconds}
-    text = json.dumps(ident, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-# -- the results file ----------------------------------------------------------------------------
-
-
 def _read(path: Path) -> tuple[list[TrialResult], int]:
     """The trials in ``path`` and the length in bytes of its intact part."""
     try:
-        raw = path.read_bytes()
+        lines = path.read_bytes().split(b"\n")
     except FileNotFoundError:
         return [], 0
     results: list[TrialResult] = []
-    good = 0
-    lines = raw.split(b"\n")
+    intact = 0
     for number, line in enumerate(lines, 1):
-        if not line.strip():
-            good += len(line) + (number < len(lines))
-            continue
         try:
-            if number == len(lines):
-                raise ValueError("no line end (the write was interrupted)")
-            d = json.loads(line)
-            results.append(TrialResult(d["point"], d["figures"], float(d["seconds"]), d["key"]))
+            if line.strip():
+                if number == len(lines):
+                    raise ValueError("no line end: its write was interrupted")
+                d = json.loads(line)
+                results.append(TrialResult(d["point"], d["figures"], d["seconds"], d["key"]))
         except (ValueError, KeyError, TypeError) as exc:
             if any(rest.strip() for rest in lines[number:]):
                 raise OptimizeError(
@@ -358,35 +274,27 @@ def _read(path: Path) -> tuple[list[TrialResult], int]:
                 ) from None
             log.warning("%s: ignored its damaged last line %d (%s)", path, number, exc)
             break
-        good += len(line) + 1
-    return results, good
+        intact += len(line) + (number < len(lines))
+    return results, intact
 
 
 def load_results(path: Path) -> list[TrialResult]:
-    """Every trial in a results file (a damaged last line, from an interrupted write, is
-    ignored with a warning)."""
+    """The trials in a results file; a damaged last line (a write cut short) is ignored."""
     return _read(path)[0]
 
 
-def _append(f: Any, r: TrialResult) -> None:
-    line = {"key": r.key, "point": r.point, "figures": r.figures, "seconds": r.seconds}
-    f.write(json.dumps(line, sort_keys=True) + "\n")
-    f.flush()
-    os.fsync(f.fileno())
-
-
 def rank(results: Iterable[TrialResult], objective: str) -> list[TrialResult]:
-    """Best first by ``objective``; trials where it is undefined (None, NaN) come last."""
+    """Best first by ``objective`` (stable); trials where it is undefined (None, NaN) last."""
     if objective not in OBJECTIVES:
-        raise OptimizeError(
-            f"unknown objective {objective!r}; one of {', '.join(sorted(OBJECTIVES))}"
-        )
+        known = ", ".join(sorted(OBJECTIVES))
+        raise OptimizeError(f"unknown objective {objective!r}; one of {known}")
     sign = 1.0 if objective in LOWER_IS_BETTER else -1.0
 
     def order(r: TrialResult) -> tuple[bool, float]:
         value = r.figures.get(objective)
-        ok = isinstance(value, int | float) and not math.isnan(value)
-        return (not ok, sign * float(value) if ok else 0.0)
+        if isinstance(value, int | float) and not math.isnan(value):
+            return False, sign * value
+        return True, 0.0
 
     return sorted(results, key=order)
 
@@ -410,160 +318,130 @@ def optimize(
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> list[TrialResult]:
-    """Backtest every point and return the trials ranked by ``objective`` (best first).
+    """Backtest every point; the trials ranked by ``objective``, best first.
 
     Trials already in ``results_path`` (same key) are not run again. ``workers`` processes run
-    the trials (default: one per CPU; 1 runs them here, in this process); ``scheduler``, a dask
+    the trials (default: one per CPU; 1 runs them in this process). ``scheduler``, a dask
     scheduler address (``"tcp://host:8786"``) or a ``distributed.Client``, runs them on that
-    cluster instead (its workers must be able to import this project). ``progress(done, total)``
-    is called at the start and after each trial. When ``should_stop()`` turns true no new trial
-    starts; those running finish and are kept; the trials finished so far are returned.
+    cluster instead (its workers must be able to import this project). ``progress(done,
+    total)`` is called at the start and after each trial. Once ``should_stop()`` is true no
+    trial starts (running ones finish and are kept) and the trials done so far are returned.
     """
-    if objective not in OBJECTIVES:
-        raise OptimizeError(
-            f"unknown objective {objective!r}; one of {', '.join(sorted(OBJECTIVES))}"
-        )
-    base = _canonical(base_settings_data, "base settings")
+    rank((), objective)  # an unknown objective fails before any work
+    base = _canonical(base_settings_data, "the base settings")
     chosen = tuple(c.upper() for c in coins) if coins else tuple(base["coins"])
     missing = [c for c in chosen if c not in history]
     if missing:
         raise OptimizeError(f"no candles given for {', '.join(missing)}")
+    span = (start, end, step_seconds)
     jobs: dict[str, _Job] = {}
     for point in points:
         plain = _json(dict(point))
-        data = best_settings_data(base, plain)
-        key = trial_key(plain, base, chosen, start, end, step_seconds)
-        jobs.setdefault(key, _Job(plain, data, key, chosen, start, end, step_seconds))
+        ident = json.dumps([plain, base, chosen, span], sort_keys=True)  # a trial's identity
+        key = hashlib.sha256(ident.encode()).hexdigest()[:32]
+        jobs.setdefault(key, _Job(plain, best_settings_data(base, plain), key, chosen, span))
     results_path.parent.mkdir(parents=True, exist_ok=True)
     stored, intact = _read(results_path)
     if results_path.exists() and intact < results_path.stat().st_size:
         with results_path.open("r+b") as f:
-            f.truncate(intact)
+            f.truncate(intact)  # drop the damaged last line before appending
     done = {r.key: r for r in stored if r.key in jobs}
     todo = [job for key, job in jobs.items() if key not in done]
-    total = len(jobs)
+    log.info("optimisation: %d trials, %d already in %s", len(jobs), len(done), results_path)
     if progress is not None:
-        progress(len(done), total)
-    log.info("optimisation: %d trials, %d already in %s", total, len(done), results_path)
+        progress(len(done), len(jobs))
     with results_path.open("a", encoding="utf-8") as out:
 
         def finished(job: _Job, figures: dict[str, Any], seconds: float) -> None:
-            result = TrialResult(job.point, figures, seconds, job.key)
-            _append(out, result)
-            done[job.key] = result
+            line = {"key": job.key, "point": job.point, "figures": figures, "seconds": seconds}
+            out.write(json.dumps(line, sort_keys=True) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+            done[job.key] = TrialResult(job.point, figures, seconds, job.key)
             if progress is not None:
-                progress(len(done), total)
+                progress(len(done), len(jobs))
 
+        runner = _Runner(todo, dict(history), finished, should_stop)
+        count = workers if workers is not None else os.cpu_count() or 1
         if scheduler is not None:
-            _on_dask(scheduler, todo, dict(history), finished, should_stop)
-        elif (workers or os.cpu_count() or 1) <= 1 or len(todo) <= 1:
-            _in_process(todo, history, finished, should_stop)
+            runner.on_dask(scheduler)
+        elif count <= 1 or len(todo) <= 1:
+            runner.in_process()
         else:
-            _on_pool(workers or os.cpu_count() or 1, todo, dict(history), finished, should_stop)
-    return rank(done.values(), objective)
+            runner.on_pool(min(count, len(todo)))
+    return rank([done[key] for key in jobs if key in done], objective)  # ties: points order
 
 
-Finished = Callable[[_Job, dict[str, Any], float], None]
+@dataclass
+class _Runner:
+    jobs: list[_Job]
+    history: dict[str, Candles]
+    finished: Callable[[_Job, dict[str, Any], float], None]
+    should_stop: Callable[[], bool]
 
+    def in_process(self) -> None:
+        with contextlib.suppress(BacktestStoppedError):  # a stop asked for mid-trial
+            for job in self.jobs:
+                if self.should_stop():
+                    return
+                self.finished(job, *_run_trial(job, self.history, self.should_stop))
 
-def _in_process(
-    jobs: list[_Job], history: Mapping[str, Candles], finished: Finished, stop: Callable[[], bool]
-) -> None:
-    for job in jobs:
-        if stop():
-            return
+    def drive(self, submit: Callable[..., Any], first_done: Callable[..., Any], n: int) -> None:
+        """Keep ``n`` trials in flight until all are done or a stop is asked for."""
+        queue = iter(self.jobs)
+        running: dict[Any, _Job] = {}
+        stopping = False
         try:
-            figures, seconds = _run_trial(job, history, stop)
-        except BacktestStoppedError:
-            return
-        finished(job, figures, seconds)
+            while True:
+                while not stopping and len(running) < n:
+                    job = next(queue, None)
+                    if job is None:
+                        break
+                    running[submit(job)] = job
+                if not running:
+                    return
+                for future in first_done(set(running)):
+                    job = running.pop(future)
+                    try:
+                        figures, seconds = future.result()
+                    except Exception as exc:
+                        raise OptimizeError(f"trial {job.point} failed: {exc}") from exc
+                    self.finished(job, figures, seconds)
+                stopping = stopping or self.should_stop()
+        finally:
+            for future in running:
+                future.cancel()
 
+    def on_pool(self, workers: int) -> None:
+        # spawn, not fork: a fork of a process with threads (the hub's) can deadlock.
+        context = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(workers, context, _init_worker, (self.history,))
+        try:
+            self.drive(
+                lambda job: pool.submit(_pool_trial, job),
+                lambda fs: wait(fs, return_when=FIRST_COMPLETED).done,
+                2 * workers,
+            )
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
-def _drive(
-    jobs: list[_Job],
-    submit: Callable[[_Job], Any],
-    first_done: Callable[[set[Any]], Iterable[Any]],
-    window: int,
-    finished: Finished,
-    stop: Callable[[], bool],
-) -> None:
-    """Keep ``window`` trials in flight until all are done or a stop is asked for."""
-    queue = iter(jobs)
-    running: dict[Any, _Job] = {}
-    stopping = False
-    try:
-        while True:
-            while not stopping and len(running) < window:
-                job = next(queue, None)
-                if job is None:
-                    break
-                running[submit(job)] = job
-            if not running:
-                return
-            for future in first_done(set(running)):
-                job = running.pop(future)
-                try:
-                    figures, seconds = future.result()
-                except Exception as exc:
-                    raise OptimizeError(f"trial {job.point} failed: {exc}") from exc
-                finished(job, figures, seconds)
-            stopping = stopping or stop()
-    finally:
-        for future in running:
-            future.cancel()
-
-
-def _on_pool(
-    workers: int,
-    jobs: list[_Job],
-    history: dict[str, Candles],
-    finished: Finished,
-    stop: Callable[[], bool],
-) -> None:
-    # spawn: a fork of a process with threads (the hub's) may deadlock in the child.
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(workers, context, initializer=_init_worker, initargs=(history,))
-    try:
-        _drive(
-            jobs,
-            lambda job: pool.submit(_pool_trial, job),
-            lambda fs: wait(fs, return_when=FIRST_COMPLETED).done,
-            2 * workers,
-            finished,
-            stop,
-        )
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _on_dask(
-    scheduler: Any,
-    jobs: list[_Job],
-    history: dict[str, Candles],
-    finished: Finished,
-    stop: Callable[[], bool],
-) -> None:
-    try:
-        import distributed  # noqa: PLC0415  (optional: only for a cluster)
-    except ImportError:
-        raise OptimizeError(f"running on a dask cluster needs dask: {DASK_HINT}") from None
-    own = isinstance(scheduler, str)
-    client = distributed.Client(scheduler) if own else scheduler
-    if not isinstance(client, distributed.Client):
-        raise OptimizeError("scheduler must be an address (tcp://host:8786) or a dask Client")
-    try:
-        if not jobs:
-            return
-        [candles] = client.scatter([history], broadcast=True)
-        threads = sum(client.nthreads().values()) or 1
-        _drive(
-            jobs,
-            lambda job: client.submit(_dask_trial, job, candles, pure=False),
-            lambda fs: distributed.wait(list(fs), return_when="FIRST_COMPLETED").done,
-            2 * threads,
-            finished,
-            stop,
-        )
-    finally:
-        if own:
-            client.close()
+    def on_dask(self, scheduler: Any) -> None:
+        try:
+            import distributed  # noqa: PLC0415  (optional: only for a cluster)
+        except ImportError:
+            raise OptimizeError("a dask cluster needs: pip install 'dask[distributed]'") from None
+        dist: Any = distributed  # its API is only partly typed
+        client = dist.Client(scheduler) if isinstance(scheduler, str) else scheduler
+        if not isinstance(client, dist.Client):
+            raise OptimizeError("scheduler must be an address (tcp://host:8786) or a dask Client")
+        try:
+            if self.jobs:
+                [candles] = client.scatter([self.history], broadcast=True)
+                self.drive(
+                    lambda job: client.submit(_run_trial, job, candles, pure=False),
+                    lambda fs: dist.wait(list(fs), return_when="FIRST_COMPLETED").done,
+                    2 * max(sum(client.nthreads().values()), 1),
+                )
+        finally:
+            if client is not scheduler:
+                client.close()

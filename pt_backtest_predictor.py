@@ -76,6 +76,46 @@ class HourView:
         return price < self.entry_below and price <= self.min_high
 
 
+@dataclass(frozen=True, eq=False)
+class HourTable:
+    """Every hour's :class:`HourView` of one coin over a span, as arrays (cheap to send from a
+    worker process: the coins' predictors are independent, so they can run in parallel)."""
+
+    start: int
+    low_bounds: FloatArray  # (hours, 7)
+    high_bounds: FloatArray
+    pred_high: FloatArray
+    pred_low: FloatArray
+    forming: npt.NDArray[np.int64]
+    entry_below: FloatArray  # (hours,)
+    min_high: FloatArray
+    atr_pct: FloatArray  # NaN: unknown
+
+    def view(self, i: int) -> HourView:
+        lows, highs = self.low_bounds[i], self.high_bounds[i]
+        tfs = tuple(
+            TimeframeSignal(tf, t, ph, pl, hb, lb)
+            for tf, t, ph, pl, hb, lb in zip(
+                Timeframe,
+                self.forming[i].tolist(),
+                self.pred_high[i].tolist(),
+                self.pred_low[i].tolist(),
+                highs.tolist(),
+                lows.tolist(),
+                strict=True,
+            )
+        )
+        atr = float(self.atr_pct[i])
+        return HourView(
+            lows,
+            highs,
+            tfs,
+            float(self.entry_below[i]),
+            float(self.min_high[i]),
+            atr if math.isfinite(atr) else None,
+        )
+
+
 class _Track:
     """One timeframe of one coin: its candle table, memory and the pending prediction."""
 
@@ -188,6 +228,23 @@ class CoinReplay:
         finite_highs = high_b[np.isfinite(high_b)]
         min_high = float(finite_highs.min()) if len(finite_highs) else math.inf
         return HourView(low_b, high_b, tfs, entry_below, min_high, self._atr(now))
+
+    def table(self, start: int, end: int) -> HourTable:
+        """:meth:`hour` for every hour of ``[start, end)``, in order, as one table."""
+        hours = range(start, end, HOUR)
+        n, k = len(hours), len(self.tracks)
+        lows, highs, ph, pl = (np.full((n, k), np.nan) for _ in range(4))
+        forming = np.zeros((n, k), dtype=np.int64)
+        entry, min_high, atr = (np.full(n, np.nan) for _ in range(3))
+        for i, t in enumerate(hours):
+            view = self.hour(t)
+            lows[i], highs[i] = view.low_bounds, view.high_bounds
+            ph[i] = [s.predicted_high for s in view.timeframes]
+            pl[i] = [s.predicted_low for s in view.timeframes]
+            forming[i] = [s.candle_time for s in view.timeframes]
+            entry[i], min_high[i] = view.entry_below, view.min_high
+            atr[i] = math.nan if view.atr_pct is None else view.atr_pct
+        return HourTable(start, lows, highs, ph, pl, forming, entry, min_high, atr)
 
     def _atr(self, now: int) -> float | None:
         """The daily ATR % the thinker's market watch would show: over the last closed daily

@@ -17,9 +17,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import multiprocessing
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -170,7 +173,7 @@ def run_one(
     spec: BacktestSpec, history: dict[str, Candles], out: Path, *, label: str = "backtest"
 ) -> tuple[BacktestResult, Summary]:
     """Run, journal, summarise and write the result files into ``out``."""
-    result = run_backtest(spec, history, progress=progress_bar(label, _tty()))
+    result = run_parallel(spec, history, progress=progress_bar(label, _tty()))
     journal = write_journal(result, out / "journal.sqlite3")
     hold = buy_and_hold(spec, history)
     summary = summarize(result, journal, hold)
@@ -184,6 +187,25 @@ def run_one(
         prices=history,
     )
     return result, summary
+
+
+def run_parallel(
+    spec: BacktestSpec,
+    history: dict[str, Candles],
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> BacktestResult:
+    """The backtest with each coin's predictor in its own process (one per core, at most one
+    per coin); a single coin runs in this process."""
+    workers = min(os.cpu_count() or 1, len(spec.coins))
+    if workers <= 1:
+        return run_backtest(spec, history, progress=progress, should_stop=should_stop)
+    spawn = multiprocessing.get_context("spawn")  # no fork of a threaded hub
+    with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
+        return run_backtest(
+            spec, history, progress=progress, should_stop=should_stop, mapper=pool.map
+        )
 
 
 def write_files(result: BacktestResult, summary: Summary, out: Path) -> None:
