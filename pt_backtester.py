@@ -37,6 +37,14 @@ from pt_backtest_engine import (
 )
 from pt_backtest_journal import Summary, summarize, write_journal
 from pt_backtest_montecarlo import monte_carlo_paths, shuffle_trades
+from pt_backtest_optimize import (
+    OBJECTIVES,
+    GridError,
+    ParamSpace,
+    grid_points,
+    optimize,
+    random_points,
+)
 from pt_backtest_report import ReportRun, write_report
 from pt_backtest_summary import buy_and_hold, summary_lines
 from pt_candle_cache import CandleCache, CandleCacheError
@@ -348,6 +356,42 @@ def _monte_carlo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _optimize(args: argparse.Namespace) -> int:
+    layout, spec, history = _prepare(args)
+    base = pt_config.to_data(pt_config.load(layout.settings_file))
+    try:
+        grid = json.loads(args.grid.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read the parameter grid {args.grid}: {exc}") from None
+    try:
+        space = ParamSpace.from_mapping(grid, base)
+        points = random_points(space, args.random, args.seed) if args.random else grid_points(space)
+    except GridError as exc:
+        raise UsageError(str(exc)) from None
+    out = args.out or layout.root / "backtests"
+    results = out / (args.name + ".jsonl")
+    ranked = optimize(
+        base,
+        points,
+        coins=spec.coins,
+        start=spec.start,
+        end=spec.end,
+        history=history,
+        results_path=results,
+        step_seconds=spec.step_seconds,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        objective=args.objective,
+        progress=progress_bar("trials", _tty()),
+    )
+    print(f"{len(ranked)} trials ranked by {args.objective} (results: {results}):")  # noqa: T201
+    for trial in ranked[:10]:
+        figure = trial.figures.get(args.objective)
+        shown = "n/a" if figure is None else f"{figure:.4g}"
+        print(f"  {args.objective} {shown:>9}  {json.dumps(trial.point)}")  # noqa: T201
+    return EXIT_OK
+
+
 def positive(text: str) -> int:
     try:
         value = int(text)
@@ -389,12 +433,24 @@ def parser() -> argparse.ArgumentParser:
         "--block-hours", type=positive, default=168, help="bootstrap block length (default 168)"
     )
     mc.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    opt = sub.add_parser("optimize", help="grid or random search over settings, resumable")
+    _span_args(opt)
+    opt.add_argument("--grid", type=Path, required=True, help="JSON file: settings key -> values")
+    opt.add_argument("--random", type=positive, help="draw this many random points instead")
+    opt.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    opt.add_argument("--objective", choices=sorted(OBJECTIVES), default="sharpe")
+    opt.add_argument("--workers", type=positive, help="local processes (default: all cores)")
+    opt.add_argument("--scheduler", help="a dask scheduler address, e.g. tcp://10.0.0.5:8786")
+    opt.add_argument(
+        "--name", default="optimize", help="results file name under --out (resumes if present)"
+    )
     return p
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": _run,
     "monte-carlo": _monte_carlo,
+    "optimize": _optimize,
 }
 
 

@@ -270,3 +270,19 @@ def test_the_monte_carlo_command_reports_paths_and_shuffles(
         main([*args, "--runs", "0"])
     assert exit_info.value.code == 2
     assert "at least 1" in capsys.readouterr().err
+
+
+def test_the_optimize_command_ranks_trials_and_refuses_an_invalid_grid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good, bad = tmp_path / "grid.json", tmp_path / "bad.json"
+    good.write_text(json.dumps({"trailing_gap_pct": [0.3, 0.5]}))
+    bad.write_text(json.dumps({"trade_start_level": [2, 9]}))
+    data = str(tmp_path / "data")
+    args = ["optimize", "--data-dir", data, "--coins", "BTC", "--start", "2022-06-01",
+            "--end", "2022-06-05", "--workers", "1", "--out", str(tmp_path)]  # fmt: skip
+    assert main([*args, "--grid", str(good)]) == 0
+    assert "2 trials ranked by sharpe" in capsys.readouterr().out
+    assert len((tmp_path / "optimize.jsonl").read_text().splitlines()) == 2
+    assert main([*args, "--grid", str(bad)]) == 2
+    assert "trade_start_level = 9" in capsys.readouterr().err
