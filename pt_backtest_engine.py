@@ -436,6 +436,9 @@ def run_backtest(
         if progress is not None:
             progress(len(coins), total)
     run = _Run(spec)
+    # The account before the first hour, dated the second before it: the daily series (and so
+    # total return and CAGR) starts from the starting cash, not from the first day's close.
+    run.equity.append((float(spec.start - 1), spec.starting_cash, spec.starting_cash))
     rows = {c: _hour_rows(h.hourly, spec.start, spec.end) for c, h in coins.items()}
     paths = {c: _paths(coins[c].hourly, rows[c], run.fractions) for c in spec.coins}
     for i, t in enumerate(hours):

@@ -85,7 +85,9 @@ class HeatmapData:
 def monthly_returns(equity: pm.EquitySeries) -> dict[int, dict[int, float]]:
     """``{year: {month: return}}`` on the daily equity: a month's last equity over the previous
     month's last, minus 1. The first month is measured from the series' first sample (the
-    account's value when it started); a day without a sample carries the day before."""
+    account's value when it started; a first day alone in its month, such as a backtest's
+    opening sample the second before its span, is only that base); a day without a sample
+    carries the day before."""
     daily = pm.daily_equity(equity)
     if not daily.days.size:
         return {}
@@ -93,7 +95,10 @@ def monthly_returns(equity: pm.EquitySeries) -> dict[int, dict[int, float]]:
     months = daily.days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
     last = np.r_[months[1:] != months[:-1], True]
     out: dict[int, dict[int, float]] = {}
-    for month, value in zip(months[last].tolist(), daily.equity[last].tolist(), strict=True):
+    ends = zip(months[last].tolist(), daily.equity[last].tolist(), strict=True)
+    if len(months) > 1 and months[0] != months[1]:
+        next(ends)  # an opening sample alone in its month (a backtest's starting cash): a base
+    for month, value in ends:
         year, index = divmod(int(month), 12)
         ratio = value / previous - 1 if previous > 0 else math.nan
         out.setdefault(1970 + year, {})[index + 1], previous = ratio, value

@@ -37,9 +37,11 @@ def buy_and_hold(spec: BacktestSpec, hourly: Mapping[str, Candles]) -> pm.Equity
         cash += share - qty * price - spec.fills.fee(qty, price)
         closes = _closes_at(candles, hours)
         value += qty * closes * (1 - half)
-    times = (hours + HOUR).astype(np.float64)
-    equity = cash + value
-    return pm.EquitySeries(times, equity, np.full(len(hours), cash), value)
+    # As the bot's curve: the starting cash the second before the span, then each hour's close.
+    times = np.r_[spec.start - 1, hours + HOUR].astype(np.float64)
+    equity = np.r_[spec.starting_cash, cash + value]
+    cash_column = np.r_[spec.starting_cash, np.full(len(hours), cash)]
+    return pm.EquitySeries(times, equity, cash_column, np.r_[0.0, value])
 
 
 def _closes_at(candles: Candles, hours: np.ndarray) -> np.ndarray:
