@@ -209,11 +209,10 @@ class _Run:
             self.bids[coin] = price * (1 - half)
             view = views[coin]
             position = book.positions.get(coin)
+            if position is None and not (view.active and view.may_enter(price)):
+                continue  # flat and no entry possible at this price: decide() would say so
             market = MarketView(price * (1 - half), price * (1 + half), now)
-            if position is None:
-                if not (view.active and view.may_enter(price)):
-                    continue  # flat and no entry possible at this price: decide() would say so
-            else:
+            if position is not None:
                 long_level = view.long_level(price) if view.active else None
                 kept = quiet_hold(cfg, position, market, long_level, now)
                 if kept is not None:

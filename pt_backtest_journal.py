@@ -101,6 +101,32 @@ class Summary:
     refused: int
     rejected: int
 
+    def figures(self) -> dict[str, float | int | str | None]:
+        """The bot's figures by name (None where undefined): ``summary.json``'s and each
+        optimisation trial's, so both always say the same thing."""
+        m = self.metrics
+        a, t = m.account, m.trades
+        return {
+            "final_equity_usd": a.end_equity,
+            "total_return": a.total_return,
+            "cagr": a.cagr,
+            "max_drawdown": a.max_drawdown,
+            "max_drawdown_dates": a.drawdown.describe(),
+            "sharpe": a.sharpe,
+            "sortino": a.sortino,
+            "calmar": a.calmar,
+            "max_floating_drawdown": m.max_floating_drawdown,
+            "trades": t.trades,
+            "win_rate": t.win_rate,
+            "avg_hold_s": t.avg_hold_s,
+            "longest_hold_s": t.longest_hold_s,
+            "realized_pnl_usd": t.realized_pnl_usd,
+            "deepest_dca": self.deepest_dca,
+            "cash_needed_usd": m.capital_deployed_usd,
+            "buys_refused_by_risk_limits": self.refused,
+            "orders_rejected": self.rejected,
+        }
+
 
 def summarize(
     result: BacktestResult, journal: TradeJournal, buy_and_hold: pm.EquitySeries

@@ -226,16 +226,7 @@ def _run_trial(
             s = summarize(result, journal, buy_and_hold(spec, history))
         finally:
             journal.close()
-    m, a, t = s.metrics, s.metrics.account, s.metrics.trades
-    figures = {
-        "final_equity_usd": a.end_equity, "total_return": a.total_return, "cagr": a.cagr,
-        "max_drawdown": a.max_drawdown, "sharpe": a.sharpe, "sortino": a.sortino,
-        "calmar": a.calmar, "max_floating_drawdown": m.max_floating_drawdown,
-        "trades": t.trades, "win_rate": t.win_rate, "avg_hold_s": t.avg_hold_s,
-        "realized_pnl_usd": t.realized_pnl_usd, "deepest_dca": s.deepest_dca,
-        "cash_needed_usd": m.capital_deployed_usd, "buys_refused_by_risk_limits": s.refused,
-        "orders_rejected": s.rejected, "buy_and_hold_return": s.buy_and_hold.total_return,
-    }  # fmt: skip
+    figures = {**s.figures(), "buy_and_hold_return": s.buy_and_hold.total_return}
     return figures, time.perf_counter() - started
 
 

@@ -22,7 +22,7 @@ memories.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -55,10 +55,12 @@ class HourView:
     entry_below: float  # a price under this can give LONG ≥ the start level (NaN: none can)
     min_high: float  # SHORT is 0 only at or below this price (inf: no high bound)
     atr_pct: float | None
+    active: bool = field(init=False)  # some timeframe predicts: the coin has a signal
 
-    @property
-    def active(self) -> bool:
-        return bool(np.isfinite(self.low_bounds).any() or np.isfinite(self.high_bounds).any())
+    def __post_init__(self) -> None:
+        # asked at every step of the hour: decided once here
+        finite = np.isfinite(self.low_bounds).any() or np.isfinite(self.high_bounds).any()
+        object.__setattr__(self, "active", bool(finite))
 
     def signal(self, coin: str, price: float, now: float) -> Signal:
         """The trader's signal at ``price`` (what :meth:`CoinSignal.to_signal` gives live)."""

@@ -240,37 +240,14 @@ def write_files(result: BacktestResult, summary: Summary, out: Path) -> None:
 
 def summary_data(result: BacktestResult, summary: Summary) -> dict[str, Any]:
     """The summary as JSON-ready data (None where a figure is undefined)."""
-    m, a, t, h = (
-        summary.metrics,
-        summary.metrics.account,
-        summary.metrics.trades,
-        summary.buy_and_hold,
-    )
-    spec = result.spec
+    spec, h = result.spec, summary.buy_and_hold
     return {
         "coins": list(spec.coins),
         "start": utc_day(spec.start),
         "end": utc_day(spec.end),
         "step_seconds": spec.step_seconds,
         "starting_cash_usd": spec.starting_cash,
-        "final_equity_usd": a.end_equity,
-        "total_return": a.total_return,
-        "cagr": a.cagr,
-        "max_drawdown": a.max_drawdown,
-        "max_drawdown_dates": a.drawdown.describe(),
-        "sharpe": a.sharpe,
-        "sortino": a.sortino,
-        "calmar": a.calmar,
-        "max_floating_drawdown": m.max_floating_drawdown,
-        "trades": t.trades,
-        "win_rate": t.win_rate,
-        "avg_hold_s": t.avg_hold_s,
-        "longest_hold_s": t.longest_hold_s,
-        "realized_pnl_usd": t.realized_pnl_usd,
-        "deepest_dca": summary.deepest_dca,
-        "cash_needed_usd": m.capital_deployed_usd,
-        "buys_refused_by_risk_limits": summary.refused,
-        "orders_rejected": summary.rejected,
+        **summary.figures(),
         "buy_and_hold": {
             "total_return": h.total_return,
             "cagr": h.cagr,
@@ -284,7 +261,7 @@ def summary_data(result: BacktestResult, summary: Summary) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    layout, spec, history = _prepare(args)
+    layout, _, spec, history = _prepare(args)
     coins = spec.coins
     out = args.out or layout.root / "backtests" / time.strftime("run-%Y%m%d-%H%M%S")
     _, summary = run_one(spec, history, out)
@@ -300,7 +277,11 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _prepare(args: argparse.Namespace) -> tuple[DataLayout, BacktestSpec, dict[str, Candles]]:
+Prepared = tuple[DataLayout, Settings, BacktestSpec, dict[str, Candles]]
+
+
+def _prepare(args: argparse.Namespace) -> Prepared:
+    """The data folder, its settings, the run they describe and the coins' history."""
     layout, settings = open_data(args.data_dir)
     coins = args.coins or tuple(settings.coins)
     history = load_history(layout, coins)
@@ -308,11 +289,11 @@ def _prepare(args: argparse.Namespace) -> tuple[DataLayout, BacktestSpec, dict[s
     spec = BacktestSpec.from_settings(
         settings, start=args.start, end=args.end, coins=coins, step_seconds=args.step
     )
-    return layout, spec, history
+    return layout, settings, spec, history
 
 
 def _monte_carlo(args: argparse.Namespace) -> int:
-    layout, spec, history = _prepare(args)
+    layout, _, spec, history = _prepare(args)
     out = args.out or layout.root / "backtests" / time.strftime("montecarlo-%Y%m%d-%H%M%S")
     result, _ = run_one(spec, history, out, label="backtest")
     paths = monte_carlo_paths(
@@ -357,8 +338,8 @@ def _monte_carlo(args: argparse.Namespace) -> int:
 
 
 def _optimize(args: argparse.Namespace) -> int:
-    layout, spec, history = _prepare(args)
-    base = pt_config.to_data(pt_config.load(layout.settings_file))
+    layout, settings, spec, history = _prepare(args)
+    base = pt_config.to_data(settings)
     try:
         grid = json.loads(args.grid.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
