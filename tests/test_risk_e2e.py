@@ -21,7 +21,7 @@ from pt_thinker import read_signals
 from pt_trader_risk import DRAWDOWN_KEY
 from pt_types import Mode, Side
 from tests.fake_notify import FakeReceiver
-from tests.test_trading_e2e import SETTINGS, STARTING_CASH, run_demo, train
+from tests.test_trading_e2e import SETTINGS, run_demo, train
 
 CRASH_START = 1_620_604_800.0  # 2021-05-10 00:00 UTC
 CRASH_DAYS = 10.0
@@ -57,7 +57,10 @@ def test_the_drawdown_stop_trips_in_a_crash_and_stops_buying(tmp_path: Path) -> 
     peak_before = float(equity.equity[equity.time <= halted_at].max())
     lowest = float(equity.equity.min())
     assert (peak_before - lowest) / peak_before * 100 >= STOP_PCT
-    assert peak_before <= STARTING_CASH * 1.05
+    # The recorded equity never went above the peak the stop measured from (the samples are
+    # thinned, so the journal's highest may be lower; how high it got depends on the timing of
+    # the ticks at 40,000x: one run reached $10,561 before the crash).
+    assert peak_before <= float(stop["peak"]) * (1 + 1e-9)
 
     # The thinker measured what the risk limits use: ATR %, volume state and correlations.
     snapshot = read_signals(layout)
