@@ -27,7 +27,7 @@ from pt_backtest_engine import BacktestSpec, BacktestStoppedError, run_backtest
 from pt_backtest_journal import summarize, write_journal
 from pt_backtest_optimize import TrialResult, rank
 from pt_backtest_summary import buy_and_hold, summary_lines
-from pt_backtester import UsageError, check_span, day, load_history, utc_day, write_files
+from pt_backtest_cli import UsageError, check_span, day, load_history, utc_day, write_files
 from pt_config_schema import Settings
 from pt_errors import PowerTraderError
 from pt_gui_background import Background

@@ -18,6 +18,7 @@ from tkinter import ttk
 import pt_config
 from pt_analytics_dashboard import AnalyticsWidget, mode_clock
 from pt_config_schema import Settings
+from pt_gui_backtest import BacktestTab
 from pt_gui_controls import ControlsPanel, TrainingPanel
 from pt_gui_correlation import CorrelationTab
 from pt_gui_hub_charts import ChartsNotebook
@@ -191,6 +192,14 @@ class HubWindow:
             ask_passphrase=self._ask_passphrase,
         )
         self.tabs.add(self.settings_editor, text="SETTINGS")
+        self.backtest = BacktestTab(
+            self.tabs,
+            layout=self.layout,
+            settings=lambda: self.settings,
+            results_dir=self.layout.root / "backtests",
+            on_apply=self.apply_backtest_point,
+        )
+        self.tabs.insert(self.settings_editor, self.backtest, text="BACKTEST")
 
     def _new_feed(self, settings: Settings) -> TradesFeed:
         loader = TradesLoader(self.layout, mode=settings.mode)
@@ -351,6 +360,15 @@ class HubWindow:
         self.correlation.set_config(settings.coins, risk.correlation_days,
                                     risk.correlation_threshold)  # fmt: skip
 
+    def apply_backtest_point(self, point: dict[str, object]) -> str:
+        """The BACKTEST tab's "apply": the values go into the SETTINGS form for review, never
+        straight into the file the running trader reads."""
+        if self.settings_editor.dirty:
+            return "Not applied: SETTINGS has unsaved edits; Save or Revert them first"
+        note = self.settings_editor.propose(point, "the backtest's best trial")
+        self.show_tab(self.settings_editor)
+        return note
+
     def _replace_feed(self, settings: Settings) -> None:
         """Another mode reads other journal rows: a new feed, and the panels on it."""
         self.feed.close()
@@ -387,8 +405,8 @@ class HubWindow:
         self.root.after_cancel(self._after)
         self.root.withdraw()
         self.feed.close()
-        for panel in (self.analytics, self.correlation, self.settings_editor, self.charts,
-                      self.levels, self.output, self.logs):  # fmt: skip
+        for panel in (self.analytics, self.correlation, self.settings_editor, self.backtest,
+                      self.charts, self.levels, self.output, self.logs):  # fmt: skip
             panel.destroy()  # each stops its background worker
         self.engine.close()
         self.root.destroy()

@@ -434,6 +434,29 @@ class SettingsEditor(ttk.Frame):
         self._say(f"Reading {self.path}…")
         self._bg.submit(_LoadJob())
 
+    def propose(self, values: Mapping[str, Any], source: str) -> str:
+        """Put ``values`` (settings path -> value) into the form, unsaved: the user reviews them
+        and presses Save, which runs every check a typed change gets (live mode included).
+        Returns what was done, for the caller to show."""
+        unknown = [path for path in values if path not in self.rows]
+        if unknown:
+            return f"Not put into SETTINGS: {', '.join(unknown)} is not a setting of this version"
+        changed = [
+            self.rows[path].spec.label
+            for path, value in values.items()
+            if self.rows[path].raw != to_raw(self.rows[path].spec, value)
+        ]
+        for path, value in values.items():
+            self.rows[path].raw = to_raw(self.rows[path].spec, value)
+        self.dirty_label.configure(text="Unsaved changes" if self.dirty else "")
+        if not changed:
+            note = f"SETTINGS already holds the values from {source}"
+        else:
+            note = (f"From {source}: {', '.join(changed)} changed in the form, not saved yet. "
+                    "Review them, then Save (or Revert)")  # fmt: skip
+        self._say(note, "info")
+        return note
+
     def drop_unknown(self) -> None:
         """Leave the unknown keys out of the next save."""
         self._drop_unknown = True

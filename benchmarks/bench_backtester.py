@@ -28,8 +28,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import pt_config  # noqa: E402
+from pt_backtest_cli import run_parallel  # noqa: E402
 from pt_backtest_engine import BacktestSpec  # noqa: E402
-from pt_backtester import run_parallel  # noqa: E402
 from pt_config_schema import Settings  # noqa: E402
 from pt_ohlcv import load_bundled  # noqa: E402
 from pt_types import Candles  # noqa: E402

@@ -40,7 +40,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
          "pt_secrets_vault",
          "pt_secrets_keysource",
          "pt_trader_risk",
-         "pt_trader_core", "pt_backtest_journal", "pt_backtest_report", "pt_backtest_optimize"),
+         "pt_trader_core", "pt_backtest_journal", "pt_backtest_report", "pt_backtest_optimize",
+         "pt_backtest_cli"),
     ),
     (
         "processes",

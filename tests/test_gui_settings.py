@@ -564,3 +564,21 @@ def test_readable_in_the_smallest_window(root: tk.Tk, layout: DataLayout) -> Non
     assert risk.input.winfo_ismapped() and risk.hint.winfo_width() > 150
     assert editor.rows["sizing.atr_period"].label.cget("text") == "ATR period"
     screenshot(root, "settings_editor_small_risk")
+
+
+def test_proposed_values_wait_in_the_form_for_save(root: tk.Tk, layout: DataLayout) -> None:
+    calls = Calls()
+    editor = make(root, layout, calls)
+    before = layout.settings_file.read_bytes()
+    note = editor.propose({"predictor.bound_pct": 1.0, "bogus.key": 3}, "a trial")
+    assert note == "Not put into SETTINGS: bogus.key is not a setting of this version"
+    assert not dirty(editor)
+    note = editor.propose({"trade_start_level": 3}, "a trial")  # the value it already has
+    assert note == "SETTINGS already holds the values from a trial" and not dirty(editor)
+    note = editor.propose({"dca_levels": [-5, -10], "trade_start_level": 5}, "a trial")
+    assert note.startswith("From a trial: DCA") and "Trade start level" in note
+    assert editor.rows["dca_levels"].raw == "-5, -10" and dirty(editor)
+    assert layout.settings_file.read_bytes() == before and calls.saved == []
+    save_and_wait(root, editor)
+    saved = pt_config.load(layout.settings_file, env={})
+    assert (saved.dca_levels, saved.trade_start_level) == ((-5.0, -10.0), 5)

@@ -31,6 +31,7 @@ from pt_supervisor import Supervisor
 from pt_types import Mode, WorkerState
 from tests.fake_robinhood import TEST_API_KEY, TEST_SEED, FakeRobinhood
 from tests.gui_support import pump, screenshot
+from tests.test_gui_backtest import write_results
 from tests.test_gui_settings import type_into
 from tests.test_trading_e2e import SETTINGS, SIM_START
 
@@ -124,6 +125,29 @@ def check_settings_editor(hub: HubWindow) -> None:
     screenshot(hub.root, "hub-settings")
 
 
+def check_backtest_apply(hub: HubWindow) -> None:
+    """BACKTEST's "apply best" puts the trial's values into the SETTINGS form, unsaved: the file
+    the trader reads changes only when the user presses Save there."""
+    tab = hub.backtest
+    hub.tabs.select(tab)
+    write_results(hub.layout.root / "backtests" / "optimize.jsonl")
+    tab.refresh_button.invoke()
+    wait(hub, lambda: tab.idle and len(tab.top) == 3, "the optimisation results")
+    screenshot(hub.root, "hub-backtest")
+    before = hub.layout.settings_file.read_bytes()
+    tab.apply_button.invoke()  # best by Sharpe: trailing_gap_pct = 0.5
+    assert hub.tabs.select() == str(hub.settings_editor)
+    editor = hub.settings_editor
+    assert editor.rows["trailing_gap_pct"].raw == "0.5" and editor.dirty
+    assert "Trailing gap" in tab.trials_note.cget("text")
+    assert hub.layout.settings_file.read_bytes() == before  # nothing written yet
+    tab.apply_button.invoke()
+    assert tab.trials_note.cget("text").startswith("Not applied: SETTINGS has unsaved edits")
+    save_setting(hub, "trade_start_level", "3")
+    assert settings_on_disk(hub.layout)["trailing_gap_pct"] == 0.5
+    wait(hub, lambda: hub.settings.trailing_gap_pct == 0.5, "the hub to follow the new file")
+
+
 def test_train_all_start_all_trade_stop_all(hub: HubWindow) -> None:
     layout = hub.layout
     wait(hub, lambda: hub.applied > 0, "the first status")
@@ -136,6 +160,7 @@ def test_train_all_start_all_trade_stop_all(hub: HubWindow) -> None:
         wait(hub, lambda: hub.settings.exchanges.robinhood_url == robinhood.base_url, "the url")
         check_key_wizard(hub, robinhood)
     check_settings_editor(hub)
+    check_backtest_apply(hub)
 
     hub.training.train_all.invoke()
     wait(hub, lambda: training(hub), "training to start")
