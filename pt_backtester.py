@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pt_config
 from pt_backtest_cli import (
@@ -47,6 +48,8 @@ from pt_backtest_optimize import (
     random_points,
 )
 from pt_backtest_summary import summary_lines
+from pt_backtest_walkforward import WalkForwardError, walk_forward, walk_windows
+from pt_backtest_wfreport import walkforward_lines, write_walkforward
 from pt_config_schema import Settings
 from pt_errors import PowerTraderError
 from pt_state import DataLayout
@@ -168,6 +171,41 @@ def _optimize(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def read_points(args: argparse.Namespace, base: dict[str, Any]) -> list[dict[str, Any]]:
+    """The points of ``--grid`` (all, or ``--random`` N of them), checked by the schema."""
+    try:
+        grid = json.loads(args.grid.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read the parameter grid {args.grid}: {exc}") from None
+    try:
+        space = ParamSpace.from_mapping(grid, base)
+        return random_points(space, args.random, args.seed) if args.random else grid_points(space)
+    except GridError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _walk_forward(args: argparse.Namespace) -> int:
+    layout, settings, spec, history = _prepare(args)
+    base = pt_config.to_data(settings)
+    points = read_points(args, base)
+    try:
+        windows = walk_windows(
+            spec.start, spec.end, train_days=args.train_days, test_days=args.test_days
+        )
+    except WalkForwardError as exc:
+        raise UsageError(str(exc)) from None
+    out = (args.out or layout.root / "backtests") / args.name
+    result = walk_forward(
+        base, points, windows=windows, coins=spec.coins, history=history, results_dir=out,
+        step_seconds=spec.step_seconds, workers=args.workers, scheduler=args.scheduler,
+        objective=args.objective, progress=progress_bar("trials", tty()),
+    )  # fmt: skip
+    write_walkforward(result, out)
+    print("\n".join(walkforward_lines(result)))  # noqa: T201
+    print(f"results in {out}")  # noqa: T201
+    return EXIT_OK
+
+
 # -- command line ------------------------------------------------------------------------------
 
 
@@ -183,6 +221,15 @@ def _span_args(p: argparse.ArgumentParser) -> None:
         help="simulated seconds between trader ticks; must divide 1200 (default 600)",
     )
     p.add_argument("--out", type=Path, help="folder for the results (default: under backtests/)")
+
+
+def _search_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--grid", type=Path, required=True, help="JSON file: settings key -> values")
+    p.add_argument("--random", type=positive, help="draw this many random points instead")
+    p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    p.add_argument("--objective", choices=sorted(OBJECTIVES), default="sharpe")
+    p.add_argument("--workers", type=positive, help="local processes (default: all cores)")
+    p.add_argument("--scheduler", help="a dask scheduler address, e.g. tcp://10.0.0.5:8786")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -201,14 +248,19 @@ def parser() -> argparse.ArgumentParser:
     mc.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     opt = sub.add_parser("optimize", help="grid or random search over settings, resumable")
     _span_args(opt)
-    opt.add_argument("--grid", type=Path, required=True, help="JSON file: settings key -> values")
-    opt.add_argument("--random", type=positive, help="draw this many random points instead")
-    opt.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    opt.add_argument("--objective", choices=sorted(OBJECTIVES), default="sharpe")
-    opt.add_argument("--workers", type=positive, help="local processes (default: all cores)")
-    opt.add_argument("--scheduler", help="a dask scheduler address, e.g. tcp://10.0.0.5:8786")
+    _search_args(opt)
     opt.add_argument(
         "--name", default="optimize", help="results file name under --out (resumes if present)"
+    )
+    wf = sub.add_parser(
+        "walk-forward", help="optimise on rolling train windows, score on the test after each"
+    )
+    _span_args(wf)
+    _search_args(wf)
+    wf.add_argument("--train-days", type=positive, default=180, help="train length (default 180)")
+    wf.add_argument("--test-days", type=positive, default=30, help="test length (default 30)")
+    wf.add_argument(
+        "--name", default="walkforward", help="results folder under --out (resumes if present)"
     )
     return p
 
@@ -217,6 +269,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": _run,
     "monte-carlo": _monte_carlo,
     "optimize": _optimize,
+    "walk-forward": _walk_forward,
 }
 
 

@@ -23,7 +23,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("pt_candles", "pt_price_path", "pt_patterns", "pt_strategy", "pt_strategy_display",
          "pt_volume", "pt_correlation", "pt_position_sizing", "pt_risk", "pt_market_state",
          "pt_metrics", "pt_fills", "pt_backtest_engine", "pt_backtest_predictor",
-         "pt_backtest_summary", "pt_backtest_montecarlo", "pt_backtest_walkforward",
+         "pt_backtest_summary", "pt_backtest_montecarlo",
          "pt_config_schema", "pt_accuracy", "pt_training", "pt_signals", "pt_notify_format",
          "pt_format"),
     ),
@@ -41,7 +41,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
          "pt_secrets_keysource",
          "pt_trader_risk",
          "pt_trader_core", "pt_backtest_journal", "pt_backtest_report", "pt_backtest_optimize",
-         "pt_backtest_cli"),
+         "pt_backtest_cli", "pt_backtest_walkforward", "pt_backtest_wfreport"),
     ),
     (
         "processes",
