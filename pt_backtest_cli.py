@@ -10,10 +10,12 @@ import datetime as dt
 import json
 import multiprocessing
 import os
+import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -22,7 +24,7 @@ import pt_ohlcv
 from pt_backtest_engine import LEG_SECONDS, BacktestResult, BacktestSpec, run_backtest
 from pt_backtest_journal import Summary, summarize, write_journal
 from pt_backtest_report import ReportRun, write_report
-from pt_backtest_summary import buy_and_hold
+from pt_backtest_summary import buy_and_hold, comparison_lines
 from pt_candle_cache import CandleCache, CandleCacheError
 from pt_config_schema import Settings
 from pt_errors import PowerTraderError
@@ -152,24 +154,105 @@ def tty() -> TextIO | None:
 # -- run ---------------------------------------------------------------------------------------
 
 
+def backtest_into(
+    spec: BacktestSpec,
+    history: Mapping[str, Candles],
+    out: Path,
+    *,
+    label: str = "backtest",
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    parallel: bool = True,
+) -> ReportRun:
+    """Run (the predictors on parallel processes unless ``parallel`` is false), journal,
+    summarise and write the run's files into ``out``."""
+    options: dict[str, Any] = {"progress": progress, "should_stop": should_stop}
+    result = (run_parallel(spec, dict(history), **options) if parallel
+              else run_backtest(spec, history, **options))  # fmt: skip
+    hold = buy_and_hold(spec, history)
+    journal = write_journal(result, out / "journal.sqlite3")
+    try:
+        summary = summarize(result, journal, hold)
+    finally:
+        journal.close()
+    write_files(result, summary, out)
+    return ReportRun(label, result, summary, hold)
+
+
 def run_one(
     spec: BacktestSpec, history: dict[str, Candles], out: Path, *, label: str = "backtest"
 ) -> tuple[BacktestResult, Summary]:
-    """Run, journal, summarise and write the result files into ``out``."""
-    result = run_parallel(spec, history, progress=progress_bar(label, tty()))
-    journal = write_journal(result, out / "journal.sqlite3")
-    hold = buy_and_hold(spec, history)
-    summary = summarize(result, journal, hold)
-    journal.close()
-    write_files(result, summary, out)
+    """:func:`backtest_into` with a progress bar, and its report."""
+    run = backtest_into(spec, history, out, label=label, progress=progress_bar(label, tty()))
     title = f"Backtest {', '.join(spec.coins)} {utc_day(spec.start)} .. {utc_day(spec.end)}"
-    write_report(
-        out / "report.html",
-        title=title,
-        runs=[ReportRun(label, result, summary, hold)],
-        prices=history,
-    )
-    return result, summary
+    write_report(out / "report.html", title=title, runs=[run], prices=history)
+    return run.result, run.summary
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One settings set of a comparison, by the name the table and charts give it."""
+
+    name: str
+    settings: Settings
+
+
+def compare_runs(
+    candidates: Sequence[Candidate],
+    history: Mapping[str, Candles],
+    out: Path,
+    *,
+    coins: Sequence[str],
+    start: int,
+    end: int,
+    step_seconds: int,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    parallel: bool = True,
+) -> list[ReportRun]:
+    """Backtest each candidate on the same coins and span (their own coin lists are not used:
+    a comparison is of settings, on equal terms), each into ``out/NN-name/``; then one report
+    (``out/report.html``: one table, one equity chart) and ``out/compare.json``. ``progress``
+    counts per mille of the whole comparison."""
+    specs = [
+        BacktestSpec.from_settings(
+            c.settings, start=start, end=end, coins=tuple(coins), step_seconds=step_seconds
+        )
+        for c in candidates
+    ]  # every candidate is checked before the first one runs
+    runs: list[ReportRun] = []
+    for i, (candidate, spec) in enumerate(zip(candidates, specs, strict=True)):
+
+        def part(done: int, total: int, i: int = i) -> None:
+            if progress is not None:
+                progress((1000 * i + 1000 * done // max(total, 1)) // len(specs), 1000)
+
+        folder = out / f"{i + 1:02d}-{_slug(candidate.name)}"
+        runs.append(backtest_into(spec, history, folder, label=candidate.name, progress=part,
+                                  should_stop=should_stop, parallel=parallel))  # fmt: skip
+    span = f"{', '.join(coins)} {utc_day(start)} .. {utc_day(end)}"
+    write_report(out / "report.html", title=f"Comparison {span}", runs=runs, prices=history)
+    data = [{"name": r.name, **summary_data(r.result, r.summary)} for r in runs]
+    (out / "compare.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    return runs
+
+
+def comparison_table(runs: Sequence[ReportRun]) -> list[str]:
+    """:func:`pt_backtest_summary.comparison_lines` of ``runs`` (buy-and-hold: the first's)."""
+    hold = ("buy & hold", runs[0].summary.buy_and_hold)
+    return comparison_lines([(r.name, r.summary.metrics) for r in runs], hold)
+
+
+def point_text(point: Mapping[str, Any] | None) -> str:
+    """A trial's settings as a person reads them: ``key = value, ...``."""
+    if point is None:
+        return "nothing chosen (no trial had the objective defined)"
+    return ", ".join(f"{k} = {json.dumps(v)}" for k, v in point.items())
+
+
+def _slug(name: str) -> str:
+    """A folder name from a run's name: letters, digits, dots and single dashes."""
+    return re.sub(r"[^A-Za-z0-9._]+", "-", name)[:40].strip("-") or "run"
 
 
 def run_parallel(

@@ -8,7 +8,7 @@ held to the end and valued at the bid. Its figures use the same metric definitio
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -90,6 +90,22 @@ def summary_lines(
         f"{'cash needed at the deepest DCA':34}{pm.fmt_usd(deployed)}"
         f" ({deployed / starting_cash * 100:.1f}% of the starting cash)",
     ]
+    return lines
+
+
+def comparison_lines(
+    runs: Sequence[tuple[str, pm.PeriodMetrics]], hold: tuple[str, pm.AccountStats]
+) -> list[str]:
+    """Several runs over the same span, one line each, buy-and-hold last: the figures a choice
+    between settings turns on (the report has the rest)."""
+    lines = [f"{'':22}{'return':>9}{'max DD':>9}{'Sharpe':>8}{'trades':>7}{'win rate':>9}"]
+    for name, m in runs:
+        a, t = m.account, m.trades
+        lines.append(f"{name[:21]:22}{_pct(a.total_return):>9}{_pct(_neg(a.max_drawdown)):>9}"
+                     f"{_ratio(a.sharpe):>8}{t.trades:>7}{_share(t.win_rate):>9}")  # fmt: skip
+    name, h = hold
+    lines.append(f"{name[:21]:22}{_pct(h.total_return):>9}{_pct(_neg(h.max_drawdown)):>9}"
+                 f"{_ratio(h.sharpe):>8}{'':>7}{'':>9}")  # fmt: skip
     return lines
 
 

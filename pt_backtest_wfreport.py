@@ -14,7 +14,6 @@ import datetime as dt
 import json
 import logging
 import math
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import numpy as np
 from matplotlib.ticker import FuncFormatter
 
 import pt_metrics as pm
+from pt_backtest_cli import point_text
 from pt_backtest_report import (
     _CSS,
     HOLD_COLOR,
@@ -40,13 +40,6 @@ log = logging.getLogger(__name__)
 
 
 RATIOS = frozenset({"sharpe", "sortino", "calmar"})  # shown as numbers, the others as percents
-
-
-def point_text(point: Mapping[str, Any] | None) -> str:
-    """A trial's settings as a person reads them: ``key = value, ...``."""
-    if point is None:
-        return "nothing chosen (no trial had the objective defined)"
-    return ", ".join(f"{k} = {json.dumps(v)}" for k, v in point.items())
 
 
 def _day(t: int) -> str:

@@ -24,12 +24,16 @@ from typing import Any
 
 import pt_config
 from pt_backtest_cli import (
+    Candidate,
     UsageError,
     check_span,
     coins_arg,
+    compare_runs,
+    comparison_table,
     day,
     load_history,
     open_data,
+    point_text,
     positive,
     progress_bar,
     run_one,
@@ -42,10 +46,14 @@ from pt_backtest_montecarlo import monte_carlo_paths, shuffle_trades
 from pt_backtest_optimize import (
     OBJECTIVES,
     GridError,
+    OptimizeError,
     ParamSpace,
+    best_settings_data,
     grid_points,
+    load_results,
     optimize,
     random_points,
+    rank,
 )
 from pt_backtest_summary import summary_lines
 from pt_backtest_walkforward import WalkForwardError, walk_forward, walk_windows
@@ -223,6 +231,44 @@ def _span_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="folder for the results (default: under backtests/)")
 
 
+def _compare(args: argparse.Namespace) -> int:
+    layout, settings, spec, history = _prepare(args)
+    candidates = [Candidate("current settings", settings)]
+    for path in args.settings:
+        try:
+            candidates.append(Candidate(path.stem, pt_config.load(path, env={})))
+        except (OSError, pt_config.SettingsError) as exc:
+            raise UsageError(f"cannot use the settings file {path}: {exc}") from None
+    legend: list[str] = []  # what each trial changed
+    if args.results is not None:
+        base = pt_config.to_data(settings)
+        try:
+            ranked = rank(load_results(args.results), args.objective)
+            for i, trial in enumerate(ranked[: args.top], 1):
+                name = f"{args.results.stem} #{i}"
+                chosen = pt_config.parse(best_settings_data(base, trial.point))
+                candidates.append(Candidate(name, chosen))
+                legend.append(f"  {name}: {point_text(trial.point)}")
+        except (OptimizeError, pt_config.SettingsError) as exc:
+            raise UsageError(f"cannot use the results {args.results}: {exc}") from None
+        if not ranked:
+            raise UsageError(f"{args.results} holds no trials; run the optimize command first")
+    if len(candidates) < 2:
+        raise UsageError(
+            "nothing to compare the current settings with: name settings files "
+            "(--settings a.json b.json) or optimisation results (--results)"
+        )
+    out = args.out or layout.root / "backtests" / time.strftime("compare-%Y%m%d-%H%M%S")
+    runs = compare_runs(
+        candidates, history, out, coins=spec.coins, start=spec.start, end=spec.end,
+        step_seconds=spec.step_seconds, progress=progress_bar("comparison", tty()),
+    )  # fmt: skip
+    span = f"{', '.join(spec.coins)} {utc_day(spec.start)} .. {utc_day(spec.end)}"
+    print(f"comparison {span}:", *comparison_table(runs), *legend, sep="\n")  # noqa: T201
+    print(f"results in {out}")  # noqa: T201
+    return EXIT_OK
+
+
 def _search_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grid", type=Path, required=True, help="JSON file: settings key -> values")
     p.add_argument("--random", type=positive, help="draw this many random points instead")
@@ -262,6 +308,14 @@ def parser() -> argparse.ArgumentParser:
     wf.add_argument(
         "--name", default="walkforward", help="results folder under --out (resumes if present)"
     )
+    cmp = sub.add_parser("compare", help="the current settings beside others on the same span")
+    _span_args(cmp)
+    cmp.add_argument("--settings", type=Path, nargs="*", default=[], metavar="FILE",
+                     help="settings files (settings.json format) to compare")  # fmt: skip
+    cmp.add_argument("--results", type=Path, help="an optimisation's results (.jsonl)")
+    cmp.add_argument("--top", type=positive, default=3, help="its best N trials (default 3)")
+    cmp.add_argument("--objective", choices=sorted(OBJECTIVES), default="sharpe",
+                     help="what 'best' means for --results (default sharpe)")  # fmt: skip
     return p
 
 
@@ -270,6 +324,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "monte-carlo": _monte_carlo,
     "optimize": _optimize,
     "walk-forward": _walk_forward,
+    "compare": _compare,
 }
 
 
