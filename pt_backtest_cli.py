@@ -21,8 +21,15 @@ from typing import Any, TextIO
 
 import pt_config
 import pt_ohlcv
-from pt_backtest_engine import LEG_SECONDS, BacktestResult, BacktestSpec, run_backtest
+from pt_backtest_engine import (
+    LEG_SECONDS,
+    BacktestResult,
+    BacktestSpec,
+    HoursStore,
+    run_backtest,
+)
 from pt_backtest_journal import Summary, summarize, write_journal
+from pt_backtest_optimize import TABLES_PER_COIN, TableCache
 from pt_backtest_report import ReportRun, write_report
 from pt_backtest_summary import buy_and_hold, comparison_lines
 from pt_candle_cache import CandleCache, CandleCacheError
@@ -163,10 +170,11 @@ def backtest_into(
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     parallel: bool = True,
+    tables: HoursStore | None = None,
 ) -> ReportRun:
-    """Run (the predictors on parallel processes unless ``parallel`` is false), journal,
-    summarise and write the run's files into ``out``."""
-    options: dict[str, Any] = {"progress": progress, "should_stop": should_stop}
+    """Run (the predictors on parallel processes unless ``parallel`` is false; tables kept in
+    ``tables`` reused), journal, summarise and write the run's files into ``out``."""
+    options: dict[str, Any] = {"progress": progress, "should_stop": should_stop, "tables": tables}
     result = (run_parallel(spec, dict(history), **options) if parallel
               else run_backtest(spec, history, **options))  # fmt: skip
     hold = buy_and_hold(spec, history)
@@ -221,6 +229,7 @@ def compare_runs(
         for c in candidates
     ]  # every candidate is checked before the first one runs
     runs: list[ReportRun] = []
+    tables = TableCache(TABLES_PER_COIN * len(coins))  # candidates differing only in trading
     for i, (candidate, spec) in enumerate(zip(candidates, specs, strict=True)):
 
         def part(done: int, total: int, i: int = i) -> None:
@@ -228,8 +237,9 @@ def compare_runs(
                 progress((1000 * i + 1000 * done // max(total, 1)) // len(specs), 1000)
 
         folder = out / f"{i + 1:02d}-{_slug(candidate.name)}"
-        runs.append(backtest_into(spec, history, folder, label=candidate.name, progress=part,
-                                  should_stop=should_stop, parallel=parallel))  # fmt: skip
+        run = backtest_into(spec, history, folder, label=candidate.name, progress=part,
+                            should_stop=should_stop, parallel=parallel, tables=tables)  # fmt: skip
+        runs.append(run)
     span = f"{', '.join(coins)} {utc_day(start)} .. {utc_day(end)}"
     write_report(out / "report.html", title=f"Comparison {span}", runs=runs, prices=history)
     data = [{"name": r.name, **summary_data(r.result, r.summary)} for r in runs]
@@ -250,6 +260,21 @@ def point_text(point: Mapping[str, Any] | None) -> str:
     return ", ".join(f"{k} = {json.dumps(v)}" for k, v in point.items())
 
 
+def new_folder(parent: Path, kind: str) -> Path:
+    """``parent/kind-YYYYmmdd-HHMMSS`` (local time), made now; ``-2``, ``-3`` … when a run in
+    the same second already took the name, so no run ever writes into another's folder."""
+    stamp = time.strftime(f"{kind}-%Y%m%d-%H%M%S")
+    parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        folder = parent / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise OSError(f"{parent}: no free folder name for {stamp}")
+
+
 def _slug(name: str) -> str:
     """A folder name from a run's name: letters, digits, dots and single dashes."""
     return re.sub(r"[^A-Za-z0-9._]+", "-", name)[:40].strip("-") or "run"
@@ -261,17 +286,17 @@ def run_parallel(
     *,
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    tables: HoursStore | None = None,
 ) -> BacktestResult:
     """The backtest with each coin's predictor in its own process (one per core, at most one
     per coin); a single coin runs in this process."""
     workers = min(os.cpu_count() or 1, len(spec.coins))
+    options: dict[str, Any] = {"progress": progress, "should_stop": should_stop, "tables": tables}
     if workers <= 1:
-        return run_backtest(spec, history, progress=progress, should_stop=should_stop)
+        return run_backtest(spec, history, **options)
     spawn = multiprocessing.get_context("spawn")  # no fork of a threaded hub
     with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
-        return run_backtest(
-            spec, history, progress=progress, should_stop=should_stop, mapper=pool.map
-        )
+        return run_backtest(spec, history, mapper=pool.map, **options)
 
 
 def write_files(result: BacktestResult, summary: Summary, out: Path) -> None:

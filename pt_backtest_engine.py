@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import partial
+from itertools import chain
+from typing import Protocol
 
 import numpy as np
 
@@ -384,25 +386,73 @@ class CoinHours:
     notes: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class HoursKey:
+    """Everything of a spec that one coin's :class:`CoinHours` depends on, besides its candles.
+
+    :func:`coin_hours` reads the spec only through this key, so two specs with equal keys (say,
+    an optimisation's trials that differ only in DCA levels or trailing margins) give identical
+    tables for the same candles: a cache keyed by it cannot serve a table built differently."""
+
+    coin: str
+    start: int
+    end: int
+    pattern: PatternConfig
+    start_level: int
+    atr_period: int
+    atr_window: int
+
+    @classmethod
+    def of(cls, spec: BacktestSpec, coin: str) -> HoursKey:
+        return cls(
+            coin,
+            spec.start,
+            spec.end,
+            spec.pattern,
+            spec.strategy.trade_start_level,
+            spec.atr_period,
+            spec.atr_window,
+        )
+
+
 def coin_hours(spec: BacktestSpec, coin: str, hourly: Candles) -> CoinHours:
     """Warm the coin's memories up on the history before the span, then replay the span.
     Independent of the other coins and of the trading: safe to run in another process."""
+    return hours_for(HoursKey.of(spec, coin), hourly)
+
+
+def hours_for(key: HoursKey, hourly: Candles) -> CoinHours:
+    """:func:`coin_hours` from the key alone (nothing else of the spec is in reach here)."""
+    coin = key.coin
     replay = CoinReplay(
         coin,
         hourly,
-        spec.pattern,
-        start_level=spec.strategy.trade_start_level,
-        atr_period=spec.atr_period,
-        atr_window=spec.atr_window,
+        key.pattern,
+        start_level=key.start_level,
+        atr_period=key.atr_period,
+        atr_window=key.atr_window,
     )
-    learned = replay.warm_up(spec.start)
+    learned = replay.warm_up(key.start)
     notes = [
         f"{coin}: memories learned {learned} closed candles before the start"
         if learned
         else f"{coin}: no history before the start; the predictor learns from nothing"
     ]
     notes.extend(f"{coin}: {r}" for r in replay.repairs)
-    return CoinHours(coin, replay.table(spec.start, spec.end), replay.hourly, tuple(notes))
+    return CoinHours(coin, replay.table(key.start, key.end), replay.hourly, tuple(notes))
+
+
+class HoursStore(Protocol):
+    """Where :func:`run_backtest` finds coins' tables built before and keeps the new ones.
+
+    A table is most of a run's time (the warm-up on all history before the span) and depends
+    only on its :class:`HoursKey` and the candles, so runs that differ only in the trading
+    settings can share it. ``hourly`` is the very object the table was built from: a store
+    must not serve a table for other candles, even equal-looking ones."""
+
+    def get(self, key: HoursKey, hourly: Candles) -> CoinHours | None: ...
+
+    def put(self, key: HoursKey, hourly: Candles, hours: CoinHours) -> None: ...
 
 
 Mapper = Callable[..., Iterable[CoinHours]]
@@ -415,20 +465,28 @@ def run_backtest(
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     mapper: Mapper = map,
+    tables: HoursStore | None = None,
 ) -> BacktestResult:
     """Replay ``hourly`` candles (whole histories; only what has closed is read) over the span.
 
     The coins' predictors run first, through ``mapper`` (``map``; a process pool's ``map``
     runs them in parallel), then the shared wallet trades hour by hour. ``progress(done,
-    total)`` counts coins in the first phase and hours in the second."""
+    total)`` counts coins in the first phase and hours in the second. A coin whose table is
+    in ``tables`` is not replayed again; the ones built here are put there (by this process,
+    so a process pool's ``map`` still works with a store)."""
     missing = [c for c in spec.coins if c not in hourly]
     if missing:
         raise BacktestError(f"no candles for {', '.join(missing)}")
     hours = range(spec.start, spec.end, HOUR)
     total = len(spec.coins) + len(hours)
     coins: dict[str, CoinHours] = {}
-    work = mapper(partial(coin_hours, spec), spec.coins, [hourly[c] for c in spec.coins])
-    for done in work:
+    keys = {c: HoursKey.of(spec, c) for c in spec.coins}
+    kept = {c: tables.get(keys[c], hourly[c]) if tables is not None else None for c in spec.coins}
+    todo = [c for c in spec.coins if kept[c] is None]
+    built = mapper(partial(coin_hours, spec), todo, [hourly[c] for c in todo])
+    for done in chain((h for h in kept.values() if h is not None), built):
+        if tables is not None and kept[done.coin] is None:
+            tables.put(keys[done.coin], hourly[done.coin], done)
         coins[done.coin] = done
         if should_stop():
             raise BacktestStoppedError("stop requested")

@@ -6,6 +6,11 @@ against the settings schema before anything runs. Each trial is a full backtest,
 and summarised as ``pt_backtester.py run`` does, in worker processes or on a dask cluster.
 Each finished trial is appended at once (synced) to a JSON Lines file, keyed by its point, span,
 coins and base settings: an interrupted optimisation started again resumes where it stopped.
+
+Most of a trial's time is the predictor's warm-up on all history before the span, and its
+tables depend on the predictor settings and the entry level only, not on the rest of the
+strategy: every process keeps the last few tables (:class:`TableCache`) and the trials run
+grouped by the tables they need, so a grid over DCA levels or trailing margins warms up once.
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ import multiprocessing
 import os
 import random
 import tempfile
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +40,9 @@ from pt_backtest_engine import (
     DEFAULT_STEP_SECONDS,
     BacktestSpec,
     BacktestStoppedError,
+    CoinHours,
+    HoursKey,
+    HoursStore,
     run_backtest,
 )
 from pt_backtest_journal import summarize, write_journal
@@ -57,6 +67,9 @@ OBJECTIVES = frozenset(
     {"sharpe", "sortino", "calmar", "total_return", "cagr", "max_drawdown", "win_rate"}
 )
 LOWER_IS_BETTER = frozenset({"max_drawdown"})
+# Predictor tables a process keeps per coin: the trials run grouped by the tables they need, so
+# one would do; the second covers a dask worker that picks up a trial of the next group early.
+TABLES_PER_COIN = 2
 
 
 class OptimizeError(PowerTraderError):
@@ -209,17 +222,91 @@ class _Job:
     span: tuple[int, int, int]  # start, end, step_seconds
 
 
-def _run_trial(
-    job: _Job, history: Mapping[str, Candles], should_stop: Callable[[], bool] = lambda: False
-) -> tuple[dict[str, Any], float]:
-    """One backtest, journalled in a temporary folder and summarised: (figures, seconds)."""
-    started = time.perf_counter()
+class TableCache:
+    """The last ``capacity`` coins' predictor tables a process built (a
+    :class:`pt_backtest_engine.HoursStore`), least recently used dropped first.
+
+    Why: a table takes most of a trial's time and is the same for every trial with the same
+    :class:`HoursKey` on the same candles. An entry is keyed by the key and the candles'
+    identity and holds the candles, so an id is never reused while its entry lives; candles
+    that merely look equal are another entry. The tables' arrays are made read-only when kept:
+    a run that wrote into a shared table would fail instead of changing the next trial's.
+    Thread-safe (a dask worker runs trials on several threads); a table may then be built twice.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = max(capacity, 0)
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict[tuple[HoursKey, int], tuple[Candles, CoinHours]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: HoursKey, hourly: Candles) -> CoinHours | None:
+        with self._lock:
+            entry = self._entries.get((key, id(hourly)))
+            if entry is None or entry[0] is not hourly:
+                self.misses += 1
+                return None
+            self._entries.move_to_end((key, id(hourly)))
+            self.hits += 1
+            return entry[1]
+
+    def put(self, key: HoursKey, hourly: Candles, hours: CoinHours) -> None:
+        for f in fields(hours.table):
+            value = getattr(hours.table, f.name)
+            if hasattr(value, "setflags"):
+                value.setflags(write=False)
+        with self._lock:
+            self._entries[key, id(hourly)] = (hourly, hours)
+            self._entries.move_to_end((key, id(hourly)))
+            self._trim()
+
+    def resize(self, capacity: int) -> None:
+        with self._lock:
+            self.capacity = max(capacity, 0)
+            self._trim()
+
+    def _trim(self) -> None:
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+
+
+def _tables_of(job: _Job) -> tuple[HoursKey, ...]:
+    """The predictor tables a trial needs (equal for trials that can share them)."""
+    return tuple(HoursKey.of(_spec(job), coin) for coin in job.coins)
+
+
+def _by_tables(jobs: Sequence[_Job]) -> list[_Job]:
+    """The jobs grouped by the tables they need, each group in the jobs' order: a process
+    takes its trials in this order, so it needs a group's tables while it is in that group."""
+    groups: dict[tuple[HoursKey, ...], list[_Job]] = {}
+    for job in jobs:
+        groups.setdefault(_tables_of(job), []).append(job)
+    return [job for group in groups.values() for job in group]
+
+
+def _spec(job: _Job) -> BacktestSpec:
     start, end, step = job.span
     settings = pt_config.parse(job.settings_data)
-    spec = BacktestSpec.from_settings(
+    return BacktestSpec.from_settings(
         settings, start=start, end=end, coins=job.coins, step_seconds=step
     )
-    result = run_backtest(spec, history, should_stop=should_stop)
+
+
+def _run_trial(
+    job: _Job,
+    history: Mapping[str, Candles],
+    should_stop: Callable[[], bool] = lambda: False,
+    tables: HoursStore | None = None,
+) -> tuple[dict[str, Any], float]:
+    """One backtest, journalled in a temporary folder and summarised: (figures, seconds).
+    ``tables`` (this process's cache) serves the predictor tables an earlier trial built."""
+    started = time.perf_counter()
+    spec = _spec(job)
+    result = run_backtest(spec, history, should_stop=should_stop, tables=tables)
     with tempfile.TemporaryDirectory(prefix="pt-optimize-") as folder:
         journal = write_journal(result, Path(folder) / "journal.sqlite3")
         try:
@@ -231,16 +318,28 @@ def _run_trial(
 
 
 _WORKER_HISTORY: dict[str, Candles] = {}
+_WORKER_TABLES = TableCache(0)  # a worker process's (or dask worker's) tables, for its trials
 
 
-def _init_worker(history: dict[str, Candles]) -> None:
+def _init_worker(history: dict[str, Candles], capacity: int = 0) -> None:
     """Pool initializer: the candles arrive once per worker process, not once per trial."""
     _WORKER_HISTORY.clear()
     _WORKER_HISTORY.update(history)
+    _WORKER_TABLES.resize(0)  # tables of other candles are of no use
+    _WORKER_TABLES.resize(capacity)
 
 
 def _pool_trial(job: _Job) -> tuple[dict[str, Any], float]:
-    return _run_trial(job, _WORKER_HISTORY)
+    return _run_trial(job, _WORKER_HISTORY, tables=_WORKER_TABLES)
+
+
+def _dask_trial(
+    job: _Job, history: Mapping[str, Candles], capacity: int
+) -> tuple[dict[str, Any], float]:
+    """A trial on a dask worker: its process keeps tables across trials (and optimisations,
+    bounded by ``capacity``; the scattered candles are one object per worker)."""
+    _WORKER_TABLES.resize(capacity)
+    return _run_trial(job, history, tables=_WORKER_TABLES)
 
 
 def _read(path: Path) -> tuple[list[TrialResult], int]:
@@ -337,7 +436,7 @@ def optimize(
         with results_path.open("r+b") as f:
             f.truncate(intact)  # drop the damaged last line before appending
     done = {r.key: r for r in stored if r.key in jobs}
-    todo = [job for key, job in jobs.items() if key not in done]
+    todo = _by_tables([job for key, job in jobs.items() if key not in done])
     log.info("optimisation: %d trials, %d already in %s", len(jobs), len(done), results_path)
     if progress is not None:
         progress(len(done), len(jobs))
@@ -352,7 +451,7 @@ def optimize(
             if progress is not None:
                 progress(len(done), len(jobs))
 
-        runner = _Runner(todo, dict(history), finished, should_stop)
+        runner = _Runner(todo, dict(history), finished, should_stop, TABLES_PER_COIN * len(chosen))
         count = workers if workers is not None else os.cpu_count() or 1
         if scheduler is not None:
             runner.on_dask(scheduler)
@@ -369,13 +468,19 @@ class _Runner:
     history: dict[str, Candles]
     finished: Callable[[_Job, dict[str, Any], float], None]
     should_stop: Callable[[], bool]
+    tables: int  # predictor tables each process keeps (TableCache)
 
     def in_process(self) -> None:
-        with contextlib.suppress(BacktestStoppedError):  # a stop asked for mid-trial
-            for job in self.jobs:
-                if self.should_stop():
-                    return
-                self.finished(job, *_run_trial(job, self.history, self.should_stop))
+        cache = TableCache(self.tables)
+        try:
+            with contextlib.suppress(BacktestStoppedError):  # a stop asked for mid-trial
+                for job in self.jobs:
+                    if self.should_stop():
+                        return
+                    figures, seconds = _run_trial(job, self.history, self.should_stop, cache)
+                    self.finished(job, figures, seconds)
+        finally:
+            log.info("predictor tables: %d built, %d reused", cache.misses, cache.hits)
 
     def drive(self, submit: Callable[..., Any], first_done: Callable[..., Any], n: int) -> None:
         """Keep ``n`` trials in flight until all are done or a stop is asked for."""
@@ -406,7 +511,7 @@ class _Runner:
     def on_pool(self, workers: int) -> None:
         # spawn, not fork: a fork of a process with threads (the hub's) can deadlock.
         context = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(workers, context, _init_worker, (self.history,))
+        pool = ProcessPoolExecutor(workers, context, _init_worker, (self.history, self.tables))
         try:
             self.drive(
                 lambda job: pool.submit(_pool_trial, job),
@@ -429,7 +534,7 @@ class _Runner:
             if self.jobs:
                 [candles] = client.scatter([self.history], broadcast=True)
                 self.drive(
-                    lambda job: client.submit(_run_trial, job, candles, pure=False),
+                    lambda job: client.submit(_dask_trial, job, candles, self.tables, pure=False),
                     lambda fs: dist.wait(list(fs), return_when="FIRST_COMPLETED").done,
                     2 * max(sum(client.nthreads().values()), 1),
                 )

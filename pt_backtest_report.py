@@ -64,7 +64,12 @@ class ReportRun:
 
 @dataclass(frozen=True, eq=False)
 class HeatmapData:
-    """An objective over a grid of two parameters: ``values[row y, column x]``, NaN = not run."""
+    """An objective over a grid of two parameters: ``values[row y, column x]``, NaN = not run.
+
+    ``undefined`` marks the NaN cells that were run but whose objective is undefined (a Sharpe
+    without trades): drawn empty, not as "not run". An empty ``y_name`` with one row is a
+    single parameter. ``lower_is_better`` (a drawdown) turns the colours round: green is best.
+    """
 
     x_name: str
     y_name: str
@@ -72,14 +77,17 @@ class HeatmapData:
     y_values: tuple[Value, ...]
     values: FloatArray
     objective: str
+    undefined: npt.NDArray[np.bool_] | None = None
+    lower_is_better: bool = False
 
     def __post_init__(self) -> None:
         shape = (len(self.y_values), len(self.x_values))
-        if np.shape(self.values) != shape:
-            got = np.shape(self.values)
-            raise ValueError(
-                f"heatmap values have shape {got}, expected {shape} (y rows, x columns)"
-            )
+        for name, array in (("values", self.values), ("undefined", self.undefined)):
+            if array is not None and np.shape(array) != shape:
+                got = np.shape(array)
+                raise ValueError(
+                    f"heatmap {name} have shape {got}, expected {shape} (y rows, x columns)"
+                )
 
 
 def monthly_returns(equity: pm.EquitySeries) -> dict[int, dict[int, float]]:
@@ -267,25 +275,23 @@ def heatmap_png(data: HeatmapData) -> bytes:
     ax = fig.add_subplot()
     values = np.asarray(data.values, dtype=np.float64)
     finite = values[np.isfinite(values)]
-    cmap = colormaps["RdYlGn"].with_extremes(bad="#d9d9d9")
+    cmap = colormaps["RdYlGn_r" if data.lower_is_better else "RdYlGn"].with_extremes(bad="#d9d9d9")
     image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, aspect="auto", origin="lower")
     low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     high = high if high > low else low + 1.0
     image.set_clim(low, high)
     for (row, col), v in np.ndenumerate(values):
         if not math.isfinite(v):
-            ax.text(col, row, "not run", ha="center", va="center", color="#555555", fontsize=8)
+            if data.undefined is None or not data.undefined[row, col]:  # undefined: left empty
+                ax.text(col, row, "not run", ha="center", va="center", color="#555555", fontsize=8)
             continue
         r, g, b, _ = cmap((float(v) - low) / (high - low))
         ink = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
         ax.text(col, row, f"{v:.3g}", ha="center", va="center", color=ink, fontsize=9)
     ax.set_xticks(range(nx), labels=[str(v) for v in data.x_values])
     ax.set_yticks(range(ny), labels=[str(v) for v in data.y_values])
-    ax.set(
-        xlabel=data.x_name,
-        ylabel=data.y_name,
-        title=f"{data.objective} by {data.y_name} and {data.x_name}",
-    )
+    by = f"{data.y_name} and {data.x_name}" if data.y_name else data.x_name
+    ax.set(xlabel=data.x_name, ylabel=data.y_name, title=f"{data.objective} by {by}")
     fig.colorbar(image, ax=ax, label=data.objective)
     return _png(fig)
 
@@ -354,9 +360,11 @@ def _heatmap_html(data: HeatmapData) -> str:
     values = np.asarray(data.values, dtype=np.float64)
     best = "No cell of the grid was run."
     if np.isfinite(values).any():
-        row, col = np.unravel_index(int(np.nanargmax(values)), values.shape)
-        best = (f"Highest {data.objective}: {values[row, col]:.4g} at {data.x_name} = "
-                f"{data.x_values[col]}, {data.y_name} = {data.y_values[row]}.")  # fmt: skip
+        pick, word = (np.nanargmin, "Lowest") if data.lower_is_better else (np.nanargmax, "Highest")
+        row, col = np.unravel_index(int(pick(values)), values.shape)
+        at = f"{data.x_name} = {data.x_values[col]}"
+        at += f", {data.y_name} = {data.y_values[row]}" if data.y_name else ""
+        best = f"{word} {data.objective}: {values[row, col]:.4g} at {at}."
     return _note(best) + _img(heatmap_png(data), f"heatmap of {data.objective}")
 
 

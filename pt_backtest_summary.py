@@ -110,7 +110,7 @@ def comparison_lines(
 
 
 def _neg(x: float | None) -> float | None:
-    return None if x is None else -x
+    return None if x is None else -x or 0.0  # no "-0.00%"
 
 
 def _share(x: float | None) -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from pt_backtest_cli import (
     comparison_table,
     day,
     load_history,
+    new_folder,
     open_data,
     point_text,
     positive,
@@ -55,6 +55,7 @@ from pt_backtest_optimize import (
     random_points,
     rank,
 )
+from pt_backtest_optreport import write_optimization_report
 from pt_backtest_summary import summary_lines
 from pt_backtest_walkforward import WalkForwardError, walk_forward, walk_windows
 from pt_backtest_wfreport import walkforward_lines, write_walkforward
@@ -69,7 +70,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 def _run(args: argparse.Namespace) -> int:
     layout, _, spec, history = _prepare(args)
     coins = spec.coins
-    out = args.out or layout.root / "backtests" / time.strftime("run-%Y%m%d-%H%M%S")
+    out = args.out or new_folder(layout.root / "backtests", "run")
     _, summary = run_one(spec, history, out)
     print(f"backtest {', '.join(coins)} {utc_day(args.start)} .. {utc_day(args.end)}")  # noqa: T201
     for line in summary_lines(
@@ -100,7 +101,7 @@ def _prepare(args: argparse.Namespace) -> Prepared:
 
 def _monte_carlo(args: argparse.Namespace) -> int:
     layout, _, spec, history = _prepare(args)
-    out = args.out or layout.root / "backtests" / time.strftime("montecarlo-%Y%m%d-%H%M%S")
+    out = args.out or new_folder(layout.root / "backtests", "montecarlo")
     result, _ = run_one(spec, history, out, label="backtest")
     paths = monte_carlo_paths(
         spec,
@@ -176,6 +177,16 @@ def _optimize(args: argparse.Namespace) -> int:
         figure = trial.figures.get(args.objective)
         shown = "n/a" if figure is None else f"{figure:.4g}"
         print(f"  {args.objective} {shown:>9}  {json.dumps(trial.point)}")  # noqa: T201
+    span = f"{utc_day(spec.start)} .. {utc_day(spec.end)}"
+    report = write_optimization_report(
+        out / (args.name + ".html"),
+        ranked,
+        objective=args.objective,
+        title=f"Optimisation {args.name}: {', '.join(spec.coins)} {span}",
+        note=f"Coins {', '.join(spec.coins)}, {span} (UTC, end exclusive), "
+        f"step {spec.step_seconds} s; every trial is in {results.name}.",
+    )
+    print(f"report: {report}")  # noqa: T201
     return EXIT_OK
 
 
@@ -258,7 +269,7 @@ def _compare(args: argparse.Namespace) -> int:
             "nothing to compare the current settings with: name settings files "
             "(--settings a.json b.json) or optimisation results (--results)"
         )
-    out = args.out or layout.root / "backtests" / time.strftime("compare-%Y%m%d-%H%M%S")
+    out = args.out or new_folder(layout.root / "backtests", "compare")
     runs = compare_runs(
         candidates, history, out, coins=spec.coins, start=spec.start, end=spec.end,
         step_seconds=spec.step_seconds, progress=progress_bar("comparison", tty()),

@@ -11,8 +11,8 @@ import contextlib
 import json
 import math
 import queue
+import shutil
 import threading
-import time
 import tkinter as tk
 from argparse import ArgumentTypeError
 from collections.abc import Callable, Mapping, Sequence
@@ -20,51 +20,66 @@ from dataclasses import dataclass
 from pathlib import Path
 from tkinter import font as tkfont
 from tkinter import ttk
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import pt_config
 import pt_gui_theme as ui
-from pt_backtest_engine import BacktestSpec, BacktestStoppedError, run_backtest
-from pt_backtest_journal import summarize, write_journal
-from pt_backtest_optimize import TrialResult, rank
-from pt_backtest_summary import buy_and_hold, summary_lines
-from pt_backtest_cli import UsageError, check_span, day, load_history, utc_day, write_files
+from pt_backtest_cli import (
+    Candidate,
+    UsageError,
+    backtest_into,
+    check_span,
+    compare_runs,
+    comparison_table,
+    day,
+    load_history,
+    new_folder,
+    point_text,
+    utc_day,
+)
+from pt_backtest_engine import BacktestSpec, BacktestStoppedError
+from pt_backtest_optimize import TrialResult, best_settings_data, rank
+from pt_backtest_report import ReportRun
+from pt_backtest_summary import summary_lines
 from pt_config_schema import Settings
 from pt_errors import PowerTraderError
 from pt_gui_background import Background
-from pt_gui_charts import ChartCanvas, money_tick, nice_ticks
+from pt_gui_backtest_chart import ComparisonChart, Curve, run_curves
 from pt_gui_theme import Theme, apply_theme, wrapping
 from pt_state import DataLayout
 from pt_types import DAY, HOUR, Candles
 
-STEPS, SPAN_DAYS, TOP = ("300", "600", "1200"), 90, 10
+STEPS, SPAN_DAYS, TOP, COMPARED = ("300", "600", "1200"), 90, 10, 3
 OBJECTIVES = ("sharpe", "sortino", "calmar", "total_return", "cagr", "max_drawdown", "win_rate")
 PERCENT = frozenset({"total_return", "cagr", "max_drawdown", "win_rate"})
 COLUMNS = ("#", *OBJECTIVES, "settings")
 HEADINGS = ("#", "Sharpe", "Sortino", "Calmar", "Return", "CAGR", "Max DD", "Win rate", "Settings")
-CHART_POINTS, SUMMARY_CHARS = 800, 64  # points a line (more than the canvas is wide); text width
+SUMMARY_CHARS = 64  # the summary's width in characters
 VALUE_COLUMN = 34  # where summary_lines' values start: a long one wraps back to it
-CURVES = (("Bot", ui.ACCENT, "bot"), ("Buy & hold", ui.LONG_BLUE, "hold"))  # label, colour, tag
 RED = "BacktestError.TLabel"  # a refusal or an error, in red
-DAY_STEPS = (1, 2, 3, 7, 14, 30, 61, 91, 182, 365, 730, 1461)  # days between the chart's dates
+CURRENT = "current settings"
 
-Point = tuple[float, float]
 W = TypeVar("W", bound=tk.Widget)
 Span = tuple[str, str]  # the default span: its first day and the day after its last
 
 
 @dataclass(frozen=True)
 class RunJob:
+    """A run of the settings (``candidates`` empty) or a comparison of ``candidates``."""
+
     spec: BacktestSpec
     progress: queue.Queue[tuple[int, int]]  # (done, total) from the engine, for the Tk thread
     stop: threading.Event
+    candidates: tuple[Candidate, ...] = ()
+    legend: tuple[str, ...] = ()  # what each compared trial changed
 
 
 @dataclass(frozen=True)
 class RunDone:
-    table: str  # the summary, bot beside buy-and-hold (values from column VALUE_COLUMN)
+    table: str  # the summary (values from column VALUE_COLUMN), or the comparison's table
     notes: str
     out: Path
-    curves: tuple[tuple[Point, ...], ...]  # the bot's equity and buy-and-hold's (CURVES)
+    curves: tuple[Curve, ...]
 
 
 @dataclass(frozen=True)
@@ -101,43 +116,51 @@ def find_span(layout: DataLayout, coins: Sequence[str]) -> Span:
     return default_span(found or load_history(layout, ("BTC",)))
 
 
-def _curve(times: Sequence[float], values: Sequence[float]) -> tuple[Point, ...]:
-    """The finite points, thinned to at most about CHART_POINTS (the last one always kept)."""
-    pts = [(float(t), float(v)) for t, v in zip(times, values, strict=True) if math.isfinite(v)]
-    every = max(1, len(pts) // CHART_POINTS)
-    return tuple(pts[::every] + (pts[-1:] if pts and (len(pts) - 1) % every else []))
-
-
 def run_job(layout: DataLayout, results_dir: Path, job: RunJob) -> Outcome:
-    """Load, check, run, journal and write one backtest; a refused or stopped one writes nothing."""
+    """Load, check, run, journal and write one backtest or a comparison; a refused or stopped
+    one leaves nothing behind."""
+    spec, kind = job.spec, "compare" if job.candidates else "run"
+    out: Path | None = None
+    options: dict[str, Any] = {"should_stop": job.stop.is_set, "parallel": False,
+                               "progress": lambda *done: job.progress.put(done)}  # fmt: skip
     try:
-        spec = job.spec
         history = load_history(layout, spec.coins)
         check_span(history, spec.start, spec.end)
         if job.stop.is_set():
             raise BacktestStoppedError("stop requested")
-        result = run_backtest(spec, history, should_stop=job.stop.is_set,
-                              progress=lambda *done: job.progress.put(done))  # fmt: skip
-        out = results_dir / time.strftime("run-%Y%m%d-%H%M%S")
-        hold = buy_and_hold(spec, history)
-        journal = write_journal(result, out / "journal.sqlite3")
-        try:
-            summary = summarize(result, journal, hold)
-        finally:
-            journal.close()
-        write_files(result, summary, out)
-    except BacktestStoppedError:
-        return Failed("Backtest stopped; nothing was written. Press Run backtest to start "
-                      "again.", stopped=True)  # fmt: skip
-    except UsageError as exc:
+        out = new_folder(results_dir, kind)
+        if not job.candidates:
+            run = backtest_into(spec, history, out, **options)
+            return _one_done(run, out)
+        runs = compare_runs(job.candidates, history, out, coins=spec.coins, start=spec.start,
+                            end=spec.end, step_seconds=spec.step_seconds, **options)  # fmt: skip
+    except (PowerTraderError, OSError) as exc:  # stopped, refused or failed: keep nothing
+        if out is not None:
+            shutil.rmtree(out, ignore_errors=True)  # e.g. a comparison stopped after one run
+        return _failed(kind, exc)
+    eq = [(r.name, r.result.equity.time.tolist(), r.result.equity.equity.tolist()) for r in runs]
+    hold = runs[0].buy_and_hold
+    table = "\n".join([*comparison_table(runs), "", *job.legend])
+    return RunDone(table, "", out, run_curves(eq, (hold.time.tolist(), hold.equity.tolist())))
+
+
+def _failed(kind: str, exc: Exception) -> Failed:
+    if isinstance(exc, BacktestStoppedError):
+        return Failed(f"{kind.capitalize()} stopped; nothing was kept. Press the button to "
+                      "start again.", stopped=True)  # fmt: skip
+    if isinstance(exc, UsageError):
         return Failed(f"{str(exc)[:1].upper()}{str(exc)[1:]}.")
-    except (PowerTraderError, OSError) as exc:
-        return Failed(f"The backtest failed: {exc}")
-    lines = summary_lines(summary.metrics, summary.buy_and_hold, deepest_dca=summary.deepest_dca,
-                          starting_cash=spec.starting_cash)  # fmt: skip
-    bot = _curve(result.equity.time.tolist(), result.equity.equity.tolist())
-    hold_curve = _curve(hold.time.tolist(), hold.equity.tolist())
-    return RunDone("\n".join(lines), "\n\n" + "\n".join(result.notes), out, (bot, hold_curve))
+    return Failed(f"The {'comparison' if kind == 'compare' else 'backtest'} failed: {exc}")
+
+
+def _one_done(run: ReportRun, out: Path) -> RunDone:
+    s, result = run.summary, run.result
+    lines = summary_lines(s.metrics, s.buy_and_hold, deepest_dca=s.deepest_dca,
+                          starting_cash=result.spec.starting_cash)  # fmt: skip
+    eq, hold = result.equity, run.buy_and_hold
+    curves = run_curves([("Bot", eq.time.tolist(), eq.equity.tolist())],
+                        (hold.time.tolist(), hold.equity.tolist()))  # fmt: skip
+    return RunDone("\n".join(lines), "\n\n" + "\n".join(result.notes), out, curves)
 
 
 def read_trials(path: Path) -> tuple[list[TrialResult], int]:
@@ -174,61 +197,6 @@ def figure_text(objective: str, value: object) -> str:
     if objective == "max_drawdown":
         return f"{-value * 100:.2f}%"
     return f"{value * 100:+.2f}%" if objective in PERCENT else f"{value:.2f}"
-
-
-class ComparisonChart(ChartCanvas):
-    """The run's equity and buy-and-hold's on one time axis, with a legend."""
-
-    def __init__(self, parent: tk.Misc, theme: Theme) -> None:
-        super().__init__(parent, theme, width=360, height=220)
-        self.curves: tuple[tuple[Point, ...], ...] = ()
-        self.empty_text = "Run a backtest to see its equity beside buy & hold"
-
-    def redraw(self) -> None:
-        self.delete("all")
-        w, h = self.winfo_width(), self.winfo_height()
-        pts = [p for curve in self.curves for p in curve]
-        if not pts or w < 80 or h < 80:
-            self._placeholder()
-            return
-        small, lh = self.theme.small, self.theme.line_height(self, self.theme.small)
-        t0, t1 = min(p[0] for p in pts), max(p[0] for p in pts)
-        lo, hi = min(p[1] for p in pts), max(p[1] for p in pts)
-        pad = (hi - lo) * 0.08 or max(abs(hi) * 0.01, 1.0)
-        x, y = 8.0, float(lh)  # the legend first: the plot starts under it
-        for (label, colour, _), curve in zip(CURVES, self.curves, strict=True):
-            change = (curve[-1][1] / curve[0][1] - 1) * 100 if curve and curve[0][1] else 0.0
-            text = f"{label} {change:+.2f}%"
-            need = 24 + self.theme.measure(self, text)
-            x, y = (8.0, y + lh + 4) if x > 8 and x + need > w - 8 else (x, y)
-            self.create_line(x, y, x + 18, y, fill=colour, width=2)
-            self.create_text(x + 24, y, text=text, anchor="w", fill=ui.TEXT, font=small,
-                             tags=("legend",))  # fmt: skip
-            x += need + 24
-        top, bottom = y + lh + 8, h - lh - 10
-        ticks = nice_ticks(lo - pad, hi + pad, max(2, min(5, int((bottom - top) // (lh * 2.4)))))
-        lo, hi = min(lo - pad, ticks[0]), max(hi + pad, ticks[-1])
-        labels = [money_tick(t, ticks[1] - ticks[0] if len(ticks) > 1 else 1.0) for t in ticks]
-        left, right = max(self.theme.measure(self, s) for s in labels) + 14, w - 14
-
-        def xy(p: Point) -> Point:
-            x = left + (p[0] - t0) / ((t1 - t0) or 1.0) * (right - left)
-            return x, bottom - (p[1] - lo) / (hi - lo) * (bottom - top)
-
-        for t, text in zip(ticks, labels, strict=True):
-            y = xy((t0, t))[1]
-            self.create_line(left, y, right, y, fill=ui.GRID, tags=("grid",))
-            self.create_text(left - 6, y, text=text, anchor="e", fill=ui.MUTED, font=small)
-        for (_, colour, tag), curve in zip(CURVES, self.curves, strict=True):
-            if len(curve) > 1:
-                self.create_line(*(c for p in curve for c in xy(p)), fill=colour, width=2,
-                                 tags=(tag,))  # fmt: skip
-        width = self.theme.measure(self, "2024-01-01") * 1.25
-        days = next((d for d in DAY_STEPS if (t1 - t0) / (d * DAY) * width <= right - left), 3000)
-        for when in range(-(-int(t0) // DAY) * DAY, int(t1) + 1, days * DAY):
-            if width / 3 <= (x := xy((when, lo))[0]) <= w - width / 3:
-                self.create_text(x, bottom + 4, text=utc_day(when), anchor="n", fill=ui.MUTED,
-                                 font=small, tags=("date",))  # fmt: skip
 
 
 class BacktestTab(ttk.Frame):
@@ -301,7 +269,7 @@ class BacktestTab(ttk.Frame):
             box.bind("<<ComboboxSelected>>", lambda _e: self._files.refresh())
         frame = self._row(5, "")
         self.trials = ttk.Treeview(frame, columns=COLUMNS, show="headings", height=5,
-                                   selectmode="browse")  # fmt: skip
+                                   selectmode="extended")  # fmt: skip
         for col, text in zip(COLUMNS, HEADINGS, strict=True):
             wide = col == "settings"
             self.trials.heading(col, text=text, anchor="w" if wide else "e")
@@ -318,6 +286,9 @@ class BacktestTab(ttk.Frame):
         self.apply_button = ttk.Button(foot, text="Apply best to settings", state="disabled",
                                        command=self.apply_best)  # fmt: skip
         self.apply_button.pack(side="right")
+        self.compare_button = ttk.Button(foot, text="Compare with current", state="disabled",
+                                         command=self.compare)  # fmt: skip
+        self.compare_button.pack(side="right", padx=(0, 8))
         self.trials_note = wrapping(ttk.Label(foot, text="", style="PanelMuted.TLabel"), margin=4)
         self.trials_note.pack(side="left", fill="x", expand=True)
         self.columnconfigure(1, weight=1)
@@ -368,17 +339,52 @@ class BacktestTab(ttk.Frame):
 
     def run(self) -> None:
         """Check what was typed and start the run on the worker thread."""
-        got = "A backtest is already running." if self.running else self._inputs()
+        got = self._inputs()
         if isinstance(got, str):
             self._say(self.message, got, error=True)
             return
+        self._start(got, "Running")
+
+    def compare(self) -> None:
+        """The current settings beside the selected trials (none selected: the best
+        ``COMPARED``) on the typed coins and span, each a backtest: one table, one chart."""
+        got = self._inputs()
+        rows = [int(self.trials.set(item, "#")) - 1 for item in self.trials.selection()]
+        chosen = [self.top[i] for i in sorted(rows)] or list(self.top[:COMPARED])
+        if isinstance(got, str):
+            self._say(self.message, got, error=True)
+            return
+        if not chosen:
+            self._say(self.message, "No optimisation results to compare.", error=True)
+            return
+        base, name = pt_config.to_data(self.settings()), self.files.get().removesuffix(".jsonl")
+        candidates, legend = [Candidate(CURRENT, self.settings())], []
+        try:
+            for trial in chosen:
+                rank_no = self.top.index(trial) + 1
+                label = f"{name} #{rank_no}"
+                data = best_settings_data(base, trial.point)
+                candidates.append(Candidate(label, pt_config.parse(data)))
+                legend.append(f"{label}: {point_text(trial.point)}")
+        except PowerTraderError as exc:
+            self._say(self.message, f"Cannot compare: {exc}", error=True)
+            return
+        self._start(got, f"Comparing {len(candidates)} settings on", tuple(candidates),
+                    tuple(legend))  # fmt: skip
+
+    def _start(self, spec: BacktestSpec, doing: str, candidates: tuple[Candidate, ...] = (),
+               legend: tuple[str, ...] = ()) -> None:  # fmt: skip
+        if self.running:
+            self._say(self.message, "A backtest is already running.", error=True)
+            return
         self.running, self._stop, self._progress = True, threading.Event(), queue.Queue()
         self.progress.configure(value=0, maximum=1.0)
-        self.run_button.configure(state="disabled")
+        for button in (self.run_button, self.compare_button):
+            button.configure(state="disabled")
         self.stop_button.configure(state="normal")
-        self._span = f"{', '.join(got.coins)} {utc_day(got.start)} .. {utc_day(got.end)}"
-        self._say(self.message, f"Running {self._span}: loading the candles and warming up …")
-        self._runner.submit(RunJob(got, self._progress, self._stop))
+        self._span = f"{', '.join(spec.coins)} {utc_day(spec.start)} .. {utc_day(spec.end)}"
+        self._say(self.message, f"{doing} {self._span}: loading the candles and warming up …")
+        self._runner.submit(RunJob(spec, self._progress, self._stop, candidates, legend))
         self._drain()
 
     def _drain(self) -> None:
@@ -402,6 +408,7 @@ class BacktestTab(ttk.Frame):
         self.running = False
         self._drain()
         self.run_button.configure(state="normal")
+        self.compare_button.configure(state="normal" if self.top else "disabled")
         self.stop_button.configure(state="disabled")
         if isinstance(outcome, Failed):
             self._say(self.message, outcome.message, error=not outcome.stopped)
@@ -425,11 +432,13 @@ class BacktestTab(ttk.Frame):
         for col, text in zip(COLUMNS, HEADINGS, strict=True):
             self.trials.heading(col, text=f"{text} ▼" if col == view.objective else text)
         self.trials.delete(*self.trials.get_children())
-        points = [", ".join(f"{k} = {v}" for k, v in t.point.items()) for t in view.top]
+        points = [point_text(t.point) for t in view.top]
         for i, (trial, point) in enumerate(zip(view.top, points, strict=True), 1):
             figures = (figure_text(o, trial.figures.get(o)) for o in OBJECTIVES)
             self.trials.insert("", "end", values=(i, *figures, point))
         self.apply_button.configure(state="normal" if view.top else "disabled")
+        if not self.running:
+            self.compare_button.configure(state="normal" if view.top else "disabled")
         best = f". Best by {view.objective}: {points[0]}" if points else ""
         self.trials_note.configure(text=view.note + best, style="PanelMuted.TLabel")
 

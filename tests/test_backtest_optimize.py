@@ -8,21 +8,26 @@ import datetime as dt
 import json
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+import pt_backtest_engine
+import pt_backtest_optimize
 import pt_config
 import pt_ohlcv
+from pt_backtest_engine import BacktestSpec, CoinHours, HoursKey, run_backtest
 from pt_backtest_optimize import (
     OBJECTIVES,
     TUNABLE_KEYS,
     GridError,
     OptimizeError,
     ParamSpace,
+    TableCache,
     TrialResult,
     best_settings_data,
     grid_points,
@@ -32,7 +37,8 @@ from pt_backtest_optimize import (
     rank,
 )
 from pt_config_schema import Settings
-from pt_types import Candles
+from pt_patterns import PatternConfig
+from pt_types import DAY, Candles
 
 
 def utc(text: str) -> int:
@@ -369,3 +375,87 @@ def test_a_dask_cluster_gives_the_same_figures(
         )
         assert trials(by_address) == [t for t in trials(fresh[1]) if t[0] in points[:2]]
     assert len(load_results(tmp_path / "a.jsonl")) == len(points)
+
+
+# -- the predictor tables shared by trials ------------------------------------------------------
+
+CACHE_GRID = {"trailing_gap_pct": [0.3, 1.0], "predictor.pattern_length": [1, 2]}
+
+
+def count_builds(monkeypatch: pytest.MonkeyPatch) -> list[HoursKey]:
+    """Every predictor table built from now on (the engine's builder, wrapped)."""
+    built: list[HoursKey] = []
+    real = pt_backtest_engine.coin_hours
+
+    def counting(spec: BacktestSpec, coin: str, hourly: Candles) -> CoinHours:
+        built.append(HoursKey.of(spec, coin))
+        return real(spec, coin, hourly)
+
+    monkeypatch.setattr(pt_backtest_engine, "coin_hours", counting)
+    return built
+
+
+def test_shared_tables_give_the_figures_of_tables_built_for_each_trial(
+    tmp_path: Path, history: dict[str, Candles], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A strategy key (shares the table) and a predictor key (does not) varied together, the
+    pattern length fastest: with one table kept per coin, only the grouping of the trials by
+    their tables lets the second trial of each pattern length reuse it."""
+    points = grid_points(ParamSpace.from_mapping(CACHE_GRID, BASE))
+    assert [p["predictor.pattern_length"] for p in points] == [1, 2, 1, 2]
+    built = count_builds(monkeypatch)
+    monkeypatch.setattr(pt_backtest_optimize, "TABLES_PER_COIN", 1)
+    shared = run(tmp_path / "shared.jsonl", points, history, workers=1)
+    assert sorted(k.pattern.pattern_length for k in built) == [1, 2]
+    monkeypatch.setattr(pt_backtest_optimize, "TABLES_PER_COIN", 0)  # nothing kept
+    each = run(tmp_path / "each.jsonl", points, history, workers=1)
+    assert len(built) == 2 + 4
+    assert trials(shared) == trials(each)  # == on floats: bit-identical
+    by = {(p["trailing_gap_pct"], p["predictor.pattern_length"]): f for p, f in trials(each)}
+    assert by[0.3, 1] != by[1.0, 1]  # the trailing gap matters with the same table ...
+    assert by[0.3, 1] != by[0.3, 2]  # ... and the pattern length changes the table
+
+
+def test_the_cache_serves_a_table_only_for_its_key_and_the_same_candles(
+    history: dict[str, Candles],
+) -> None:
+    spec = BacktestSpec.from_settings(
+        pt_config.parse(BASE), start=START, end=START + 7 * DAY, coins=("BTC",)
+    )
+    mapped: list[list[str]] = []
+
+    def mapper(
+        build: Callable[..., CoinHours], coins: Iterable[str], *rest: Any
+    ) -> Iterator[CoinHours]:
+        coins = list(coins)
+        mapped.append(coins)  # the coins whose tables are built (in a pool: in the workers)
+        return map(build, coins, *rest)
+
+    def backtest(s: BacktestSpec, candles: dict[str, Candles], cache: TableCache) -> list[Any]:
+        result = run_backtest(s, candles, mapper=mapper, tables=cache)
+        return [(o.time, o.fill) for o in result.orders]
+
+    cache = TableCache(1)
+    first = backtest(spec, history, cache)
+    other_gap = replace(spec, strategy=replace(spec.strategy, trailing_gap_pct=0.9))
+    second = backtest(other_gap, history, cache)
+    assert mapped == [["BTC"], []] and (cache.misses, cache.hits) == (1, 1)
+    assert first and first != second  # it traded, and the gap changed how
+    assert first == backtest(spec, history, TableCache(0))  # as without a cache
+    assert second == backtest(other_gap, history, TableCache(0))
+    mapped.clear()
+    cache.resize(4)
+    other_pattern = replace(spec, pattern=PatternConfig(pattern_length=2))
+    backtest(spec, {"BTC": history["BTC"].slice(0)}, cache)  # equal candles, another object
+    backtest(other_pattern, history, cache)
+    backtest(replace(spec, strategy=replace(spec.strategy, trade_start_level=4)), history, cache)
+    backtest(spec, history, cache)  # still kept
+    assert mapped == [["BTC"], ["BTC"], ["BTC"], []]
+    cache.resize(1)  # the least recently used go first
+    backtest(spec, history, cache)
+    backtest(other_pattern, history, cache)
+    assert mapped[4:] == [[], ["BTC"]] and len(cache) == 1
+    kept = cache.get(HoursKey.of(other_pattern, "BTC"), history["BTC"])
+    assert kept is not None and not kept.table.low_bounds.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        kept.table.entry_below[0] = 0.0

@@ -1,13 +1,17 @@
 """The backtest report: a real two-month BTC backtest written as one HTML file, and the monthly
-returns against hand-computed numbers."""
+returns against hand-computed numbers. The optimisation report: its ranking in the ranking's
+order and its heatmap's cells against hand-made trials, and the optimize command writing it."""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
+import math
 import re
 import struct
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,8 +20,16 @@ import pt_metrics as pm
 import pt_ohlcv
 from pt_backtest_engine import BacktestSpec, run_backtest
 from pt_backtest_journal import summarize, write_journal
+from pt_backtest_optimize import TrialResult, rank
+from pt_backtest_optreport import (
+    objective_map,
+    ranking_rows,
+    varied_keys,
+    write_optimization_report,
+)
 from pt_backtest_report import PNG_PREFIX, HeatmapData, ReportRun, monthly_returns, write_report
 from pt_backtest_summary import buy_and_hold, summary_lines
+from pt_backtester import main
 from pt_config_schema import Settings
 from pt_types import DAY, HOUR, OrderTag
 
@@ -217,3 +229,130 @@ def test_monthly_returns_of_nothing_and_of_one_hour() -> None:
     t = float(utc("2024-05-10T00:00") + HOUR)
     one = pm.EquitySeries(np.array([t]), np.array([50.0]), np.array([50.0]), np.array([0.0]))
     assert monthly_returns(one) == {2024: {5: 0.0}}
+
+
+# -- the optimisation report ------------------------------------------------------------------
+
+GAP, LENGTH, MULT = "trailing_gap_pct", "predictor.pattern_length", "dca_multiplier"
+# (gap, pattern length, DCA multiplier): (sharpe, max drawdown); (1.0, 2) is not run at all
+CELLS: dict[tuple[float, int, float], tuple[float | None, float]] = {
+    (0.5, 2, 2.0): (0.7, 0.05),
+    (0.3, 1, 2.0): (0.5, 0.2),
+    (0.5, 1, 2.0): (None, 0.0),
+    (1.0, 1, 2.0): (-0.4, 0.3),
+    (0.3, 2, 3.0): (1.0, 0.15),
+    (0.3, 1, 3.0): (1.5, 0.1),
+    (0.5, 1, 3.0): (math.nan, 0.0),
+    (1.0, 1, 3.0): (None, 0.25),
+    (0.3, 2, 2.0): (2.0, 0.4),
+}
+
+
+def hand_trials(
+    cells: dict[tuple[float, int, float], tuple[float | None, float]],
+) -> list[TrialResult]:
+    out = []
+    for n, ((gap, length, mult), (sharpe, dd)) in enumerate(cells.items()):
+        figures: dict[str, Any] = {"sharpe": sharpe, "max_drawdown": dd, "total_return": 0.01 * n,
+                                   "trades": n, "max_drawdown_dates": "-"}  # fmt: skip
+        out.append(TrialResult({GAP: gap, LENGTH: length, MULT: mult}, figures, 1.0, str(n)))
+    return out
+
+
+def same(a: np.ndarray, b: list[list[float]]) -> bool:
+    return np.array_equal(a, np.array(b), equal_nan=True)
+
+
+def test_the_heatmap_holds_the_best_trial_of_each_cell() -> None:
+    trials = hand_trials(CELLS)
+    assert varied_keys(trials) == [GAP, LENGTH, MULT]  # most values first; ties in point order
+    chart = objective_map(trials, "sharpe")
+    assert chart is not None
+    data = chart.data
+    assert (data.x_name, data.y_name) == (GAP, LENGTH)
+    assert (data.x_values, data.y_values) == ((0.3, 0.5, 1.0), (1, 2))
+    assert same(data.values, [[1.5, np.nan, -0.4], [2.0, 0.7, np.nan]])
+    assert data.undefined is not None  # run, but no trial there has a Sharpe:
+    assert data.undefined.tolist() == [[False, True, False], [False, False, False]]
+    assert not data.lower_is_better
+    assert f"{MULT} also varied: each cell shows the highest sharpe" in chart.caption
+    assert "An empty cell" in chart.caption and "'not run'" in chart.caption
+    assert f"Best cell: 2 at {GAP} = 0.3, {LENGTH} = 2." in chart.caption
+    drawdown = objective_map(trials, "max_drawdown")
+    assert drawdown is not None and drawdown.data.lower_is_better
+    assert same(drawdown.data.values, [[0.1, 0.0, 0.25], [0.15, 0.05, np.nan]])
+    assert drawdown.data.undefined is not None and not drawdown.data.undefined.any()
+    assert "each cell shows the lowest max_drawdown" in drawdown.caption
+
+
+def test_one_varied_parameter_is_one_row_and_none_is_no_heatmap(tmp_path: Path) -> None:
+    one = hand_trials({(g, 1, 2.0): (s, 0.1) for g, s in ((1.0, 0.2), (0.3, None), (0.5, 0.9))})
+    chart = objective_map(one, "sharpe")
+    assert chart is not None
+    assert (chart.data.x_name, chart.data.y_name, chart.data.y_values) == (GAP, "", ("",))
+    assert chart.data.x_values == (0.3, 0.5, 1.0)
+    assert same(chart.data.values, [[np.nan, 0.9, 0.2]])
+    assert "also varied" not in chart.caption and "'not run'" not in chart.caption
+    text = write_optimization_report(
+        tmp_path / "one.html", one, objective="sharpe", title="one"
+    ).read_text(encoding="utf-8")
+    assert [alt for alt, png in images(text) if png.startswith(PNG_SIGNATURE)] == [
+        "heatmap of sharpe"
+    ]
+    assert objective_map(one[:1], "sharpe") is None
+    alone = write_optimization_report(tmp_path / "alone.html", one[:1], objective="sharpe",
+                                      title="alone").read_text(encoding="utf-8")  # fmt: skip
+    assert "nothing to map" in alone and not images(alone)
+
+
+def table_rows(text: str, css: str) -> list[list[str]]:
+    table = re.search(f'<table class="{css}">(.*?)</table>', text)
+    assert table is not None
+    body = table.group(1).split("<tbody>")[1]
+    return [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall("<tr>(.*?)</tr>", body)]
+
+
+def test_the_ranking_table_follows_the_ranking(tmp_path: Path) -> None:
+    trials = hand_trials(CELLS)
+    head, rows = ranking_rows(trials, "sharpe")
+    assert head == ["#", GAP, LENGTH, MULT, "sharpe", "total_return", "max_drawdown", "trades"]
+    ranked = rank(trials, "sharpe")
+    assert [[float(r[1]), int(r[2]), float(r[3])] for r in rows] == [
+        list(t.point.values()) for t in ranked
+    ]
+    assert [r[4] for r in rows] == ["2.00", "1.50", "1.00", "0.70", "0.50", "-0.40", "—", "—", "—"]
+    path = write_optimization_report(
+        tmp_path / "out" / "opt.html", trials, objective="max_drawdown", title="<grid>", top=4
+    )
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>") and "<title>&lt;grid&gt;</title>" in text
+    assert re.findall(r"<h2>(.*?)</h2>", text) == ["Ranking", "Parameter heatmap"]
+    shown = table_rows(text, "ranking")
+    by_dd = rank(trials, "max_drawdown")[:4]
+    assert [r[0] for r in shown] == ["1", "2", "3", "4"]
+    assert [r[1:4] for r in shown] == [[str(v) for v in t.point.values()] for t in by_dd]
+    assert [r[6] for r in shown] == ["0.00%", "0.00%", "-5.00%", "-10.00%"]
+    assert "9 trials ranked by max_drawdown (lower is better" in text
+    [(alt, png)] = images(text)
+    assert alt == "heatmap of max_drawdown" and png.startswith(PNG_SIGNATURE)
+
+
+def test_the_optimize_command_writes_its_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({"trailing_gap_pct": [0.3, 1.0]}))
+    args = ["optimize", "--data-dir", str(tmp_path / "data"), "--coins", "BTC", "--start",
+            "2022-06-01", "--end", "2022-06-08", "--workers", "1", "--out", str(tmp_path),
+            "--grid", str(grid), "--name", "gaps"]  # fmt: skip
+    assert main(args) == 0
+    report = tmp_path / "gaps.html"
+    assert f"report: {report}" in capsys.readouterr().out
+    text = report.read_text(encoding="utf-8")
+    rows = table_rows(text, "ranking")
+    lines = (tmp_path / "gaps.jsonl").read_text(encoding="utf-8").splitlines()
+    trials = [json.loads(line) for line in lines]
+    best = max(trials, key=lambda t: t["figures"]["sharpe"])
+    assert len(rows) == 2 and rows[0][1] == str(best["point"]["trailing_gap_pct"])
+    assert "BTC 2022-06-01 .. 2022-06-08" in text
+    assert [alt for alt, _ in images(text)] == ["heatmap of sharpe"]

@@ -234,3 +234,38 @@ def test_optimisation_results_are_ranked_and_the_best_applied(root: tk.Tk, tmp_p
     assert tab.files.get() == "optimize-a.jsonl"  # the one chosen stays chosen
     assert not is_red(tab.trials_note)
     tab.destroy()
+
+
+def test_trials_are_compared_with_the_current_settings(root: tk.Tk, tmp_path: Path) -> None:
+    tab = make_tab(root, tmp_path)
+    results = tmp_path / "data" / "backtests"
+    write_results(results / "optimize-a.jsonl")
+    tab.refresh_button.invoke()
+    wait_until(root, lambda: tab.idle and len(tab.top) == 3, what="the optimisation results")
+    assert str(tab.compare_button.cget("state")) == "normal"
+    items = tab.trials.get_children()
+    tab.trials.selection_set((items[0], items[2]))  # ranked by Sharpe: a (#1) and b (#3)
+    set_run(tab, "BTC", "2022-06-01", "2022-06-04")
+    tab.compare_button.invoke()
+    assert tab.running and "Comparing 3 settings on BTC" in tab.message.cget("text")
+    wait_until(root, lambda: not tab.running, timeout=90, what="the comparison")
+    lines = tab.summary.get("1.0", "end").splitlines()
+    names = [line[:22].strip() for line in lines[1:5]]
+    assert names == ["current settings", "optimize-a #1", "optimize-a #3", "buy & hold"], lines
+    assert "optimize-a #3: trailing_gap_pct = 1.0, dca_levels = [-5, -10]" in lines
+    assert all(tab.chart.find_withtag(tag) for tag in ("run1", "run2", "run3", "hold"))
+    [out] = sorted(results.glob("compare-*"))
+    assert tab.last_out == out and (out / "report.html").is_file()
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [
+        "01-current-settings", "02-optimize-a-1", "03-optimize-a-3"
+    ]  # fmt: skip
+    pump(root, 0.2)
+    screenshot(root, "backtest-tab-compare")
+    tab.trials.selection_set(())  # nothing selected: the best three
+    tab.compare_button.invoke()
+    assert "Comparing 4 settings" in tab.message.cget("text")
+    tab.stop_button.invoke()
+    wait_until(root, lambda: not tab.running, timeout=60, what="the stop")
+    assert "stopped; nothing was kept" in tab.message.cget("text")
+    assert sorted(results.glob("compare-*")) == [out]
+    tab.destroy()
