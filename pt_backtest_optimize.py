@@ -407,6 +407,7 @@ def optimize(
     objective: str = "sharpe",
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    tables_per_coin: int = TABLES_PER_COIN,
 ) -> list[TrialResult]:
     """Backtest every point; the trials ranked by ``objective``, best first.
 
@@ -416,6 +417,8 @@ def optimize(
     cluster instead (its workers must be able to import this project). ``progress(done,
     total)`` is called at the start and after each trial. Once ``should_stop()`` is true no
     trial starts (running ones finish and are kept) and the trials done so far are returned.
+    Each process keeps ``tables_per_coin`` predictor tables per coin for the next trials (0:
+    none, every trial warms up its own; the figures are the same either way).
     """
     rank((), objective)  # an unknown objective fails before any work
     base = _canonical(base_settings_data, "the base settings")
@@ -451,7 +454,8 @@ def optimize(
             if progress is not None:
                 progress(len(done), len(jobs))
 
-        runner = _Runner(todo, dict(history), finished, should_stop, TABLES_PER_COIN * len(chosen))
+        capacity = tables_per_coin * len(chosen)
+        runner = _Runner(todo, dict(history), finished, should_stop, capacity)
         count = workers if workers is not None else os.cpu_count() or 1
         if scheduler is not None:
             runner.on_dask(scheduler)

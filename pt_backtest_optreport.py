@@ -22,7 +22,17 @@ import numpy as np
 
 import pt_metrics as pm
 from pt_backtest_optimize import LOWER_IS_BETTER, TrialResult, rank
-from pt_backtest_report import _CSS, DASH, HeatmapData, Value, _e, _img, _note, _table, heatmap_png
+from pt_backtest_report import (
+    DASH,
+    REPORT_CSS,
+    HeatmapData,
+    Value,
+    esc,
+    heatmap_png,
+    img_html,
+    note_html,
+    table_html,
+)
 
 log = logging.getLogger(__name__)
 
@@ -186,28 +196,28 @@ def write_optimization_report(
     and return ``path``: the first ``top`` trials ranked by ``objective`` and its heatmap."""
     head, rows = ranking_rows(results, objective, top)
     cells = (
-        f'<tr><td class="label">{_e(row[0])}</td>'
-        + "".join(f"<td>{_e(v)}</td>" for v in row[1:])
+        f'<tr><td class="label">{esc(row[0])}</td>'
+        + "".join(f"<td>{esc(v)}</td>" for v in row[1:])
         + "</tr>"
         for row in rows
     )
     better = "lower" if objective in LOWER_IS_BETTER else "higher"
-    ranking = _note(
+    ranking = note_html(
         f"{len(results)} trials ranked by {objective} ({better} is better; undefined last), "
         f"the best {len(rows)} shown."
-    ) + (_table("ranking", head, list(cells)) if rows else "")
+    ) + (table_html("ranking", head, list(cells)) if rows else "")
     chart = objective_map(results, objective)
     heatmap = (
-        _note("No parameter took more than one value: nothing to map.")
+        note_html("No parameter took more than one value: nothing to map.")
         if chart is None
-        else _note(chart.caption) + _img(heatmap_png(chart.data), f"heatmap of {objective}")
+        else note_html(chart.caption) + img_html(heatmap_png(chart.data), f"heatmap of {objective}")
     )
     sections = [("Ranking", ranking), ("Parameter heatmap", heatmap)]
-    body = "".join(f"<section><h2>{_e(h)}</h2>{content}</section>" for h, content in sections)
+    body = "".join(f"<section><h2>{esc(h)}</h2>{content}</section>" for h, content in sections)
     document = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
-        f"<h1>{_e(title)}</h1>{_note(note) if note else ''}{body}</body></html>\n"
+        f"<title>{esc(title)}</title><style>{REPORT_CSS}</style></head><body>"
+        f"<h1>{esc(title)}</h1>{note_html(note) if note else ''}{body}</body></html>\n"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(document, encoding="utf-8")

@@ -167,13 +167,13 @@ def _dates(t: npt.ArrayLike) -> npt.NDArray[np.datetime64]:
     return np.round(np.asarray(t, dtype=np.float64)).astype(np.int64).astype("datetime64[s]")
 
 
-def _figure(height: float, width: float = WIDTH) -> Figure:
+def new_figure(height: float, width: float = WIDTH) -> Figure:
     fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
 
-def _png(fig: Figure) -> bytes:
+def png_bytes(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     try:
         fig.savefig(buffer, format="png", facecolor="white")
@@ -182,7 +182,7 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _dress(ax: Axes, title: str, ylabel: str, ytext: str, *, low: bool = False) -> None:
+def dress_time_axis(ax: Axes, title: str, ylabel: str, ytext: str, *, low: bool = False) -> None:
     """Title, labels, a UTC date axis, y values as ``ytext`` (a format), the legend (``low``:
     in the lower left corner, else where it hides the least)."""
     locator = mdates.AutoDateLocator(minticks=4, maxticks=10, tz=dt.UTC)  # type: ignore[no-untyped-call]
@@ -197,7 +197,7 @@ def _dress(ax: Axes, title: str, ylabel: str, ytext: str, *, low: bool = False) 
 
 def equity_png(runs: Sequence[ReportRun]) -> bytes:
     """Every run's equity in one chart; the first run's buy-and-hold dashed, its cash dotted."""
-    fig = _figure(4.8)
+    fig = new_figure(4.8)
     ax = fig.add_subplot()
     for run, color in zip(runs, cycle(RUN_COLORS), strict=False):
         eq = run.result.equity
@@ -206,13 +206,13 @@ def equity_png(runs: Sequence[ReportRun]) -> bytes:
     ax.plot(_dates(bh.time), bh.equity, color=HOLD_COLOR, lw=1.2, ls="--", label="buy & hold")
     cash = runs[0].result.spec.starting_cash
     ax.axhline(cash, color="#999999", lw=0.8, ls=":", label="starting cash")
-    _dress(ax, "Equity (USD, marked to market at the bid)", "equity (USD)", "${:,.0f}")
-    return _png(fig)
+    dress_time_axis(ax, "Equity (USD, marked to market at the bid)", "equity (USD)", "${:,.0f}")
+    return png_bytes(fig)
 
 
 def drawdown_png(runs: Sequence[ReportRun]) -> bytes:
     """The underwater curve (percent below the running peak) of each run's hourly equity."""
-    fig = _figure(3.9)
+    fig = new_figure(3.9)
     ax = fig.add_subplot()
     for run, color in zip(runs, cycle(RUN_COLORS), strict=False):
         eq = run.result.equity
@@ -232,8 +232,8 @@ def drawdown_png(runs: Sequence[ReportRun]) -> bytes:
     maxima = [(r.name, _dd(r.summary.metrics.account.max_drawdown)) for r in runs]
     named = maxima[0][1] if len(runs) == 1 else ", ".join(f"{n} {v}" for n, v in maxima)
     title = f"Drawdown below the running peak: max drawdown {named} (daily equity)"
-    _dress(ax, title, "drawdown (%)", "{:.0f}%", low=True)
-    return _png(fig)
+    dress_time_axis(ax, title, "drawdown (%)", "{:.0f}%", low=True)
+    return png_bytes(fig)
 
 
 def _kind(order: ExecutedOrder) -> str:
@@ -249,7 +249,7 @@ def trades_png(run: ReportRun, prices: Mapping[str, Candles]) -> bytes | None:
         log.warning("backtest report: no prices for %s, its trades are not drawn", coin)
     if not coins:
         return None
-    fig = _figure(1.0 + 2.8 * len(coins))
+    fig = new_figure(1.0 + 2.8 * len(coins))
     axes: list[Axes] = list(fig.subplots(len(coins), 1, sharex=True, squeeze=False)[:, 0])
     for ax, coin in zip(axes, coins, strict=True):
         candles = prices[coin]
@@ -263,15 +263,15 @@ def trades_png(run: ReportRun, prices: Mapping[str, Candles]) -> bytes | None:
                 ax.scatter(_dates([f.time for f in fills]), [f.price for f in fills],
                            marker=marker, s=60, color=color, edgecolors="black", linewidths=0.5,
                            zorder=3, label=f"{label} ({len(fills)})")  # fmt: skip
-        _dress(ax, f"{coin}: fills of {run.name}", f"{coin} price (USD)", "${:,.6g}")
+        dress_time_axis(ax, f"{coin}: fills of {run.name}", f"{coin} price (USD)", "${:,.6g}")
         ax.label_outer()  # the date axis once, under the last coin
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def heatmap_png(data: HeatmapData) -> bytes:
     """The objective over the parameter grid, each cell annotated (grey: not run)."""
     nx, ny = len(data.x_values), len(data.y_values)
-    fig = _figure(max(3.6, 0.55 * ny + 2.2), max(6.0, min(WIDTH, 0.95 * nx + 3.0)))
+    fig = new_figure(max(3.6, 0.55 * ny + 2.2), max(6.0, min(WIDTH, 0.95 * nx + 3.0)))
     ax = fig.add_subplot()
     values = np.asarray(data.values, dtype=np.float64)
     finite = values[np.isfinite(values)]
@@ -293,33 +293,33 @@ def heatmap_png(data: HeatmapData) -> bytes:
     by = f"{data.y_name} and {data.x_name}" if data.y_name else data.x_name
     ax.set(xlabel=data.x_name, ylabel=data.y_name, title=f"{data.objective} by {by}")
     fig.colorbar(image, ax=ax, label=data.objective)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 # -- HTML --------------------------------------------------------------------------------------
 
-_CSS = """body { font-family: system-ui, sans-serif; margin: 24px auto; max-width: 1240px; }
+REPORT_CSS = """body { font-family: system-ui, sans-serif; margin: 24px auto; max-width: 1240px; }
 h2 { border-bottom: 1px solid #ccc; } table { border-collapse: collapse; margin: 8px 0 16px; }
 th, td { border: 1px solid #ddd; padding: 4px 10px; text-align: right; font-size: 0.92em; }
 th:first-child, td.label { text-align: left; } thead th { background: #f3f4f6; }
 img { max-width: 100%; height: auto; display: block; } p.note { color: #555; }"""
 
 
-def _e(text: object) -> str:
+def esc(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _img(png: bytes, alt: str) -> str:
-    return f'<img src="{PNG_PREFIX}{base64.b64encode(png).decode("ascii")}" alt="{_e(alt)}">'
+def img_html(png: bytes, alt: str) -> str:
+    return f'<img src="{PNG_PREFIX}{base64.b64encode(png).decode("ascii")}" alt="{esc(alt)}">'
 
 
-def _note(text: str) -> str:
-    return f'<p class="note">{_e(text)}</p>'
+def note_html(text: str) -> str:
+    return f'<p class="note">{esc(text)}</p>'
 
 
-def _table(css: str, head: Sequence[str], rows: Sequence[str]) -> str:
+def table_html(css: str, head: Sequence[str], rows: Sequence[str]) -> str:
     """A table of escaped header ``head`` and ready-made ``<tr>`` rows."""
-    heads, body = "".join(f"<th>{_e(h)}</th>" for h in head), "".join(rows)
+    heads, body = "".join(f"<th>{esc(h)}</th>" for h in head), "".join(rows)
     return f'<table class="{css}"><thead><tr>{heads}</tr></thead><tbody>{body}</tbody></table>'
 
 
@@ -328,11 +328,13 @@ def _summary_html(runs: Sequence[ReportRun]) -> str:
     hold = {k: columns[0][k] for k in ("coins", "span (UTC)", "starting cash")}
     hold |= _account_figures(runs[0].summary.buy_and_hold)
     head = ["", *(r.name for r in runs), f"buy & hold ({runs[0].name})"]
-    rows = [f'<tr><td class="label">{_e(k)}</td>'
-            + "".join(f"<td>{_e(v)}</td>" for v in (*(c[k] for c in columns), hold.get(k, DASH)))
+    rows = [f'<tr><td class="label">{esc(k)}</td>'
+            + "".join(f"<td>{esc(v)}</td>" for v in (*(c[k] for c in columns), hold.get(k, DASH)))
             + "</tr>" for k in columns[0]]  # fmt: skip
-    notes = "".join(_note(f"{r.name}: {'; '.join(r.result.notes)}") for r in runs if r.result.notes)
-    return _table("summary", head, rows) + notes
+    notes = "".join(
+        note_html(f"{r.name}: {'; '.join(r.result.notes)}") for r in runs if r.result.notes
+    )
+    return table_html("summary", head, rows) + notes
 
 
 def _cell(label: str, r: float | None) -> str:
@@ -343,7 +345,7 @@ def _cell(label: str, r: float | None) -> str:
     alpha = 0.12 + 0.6 * min(abs(r) / 0.25, 1.0)
     rgb = "22,163,74" if r > 0 else "220,38,38" if r < 0 else "200,200,200"
     style = f"background: rgba({rgb},{alpha:.2f})"
-    return f'<td title="{label}" style="{style}">{_e(pm.fmt_pct(r, signed=True))}</td>'
+    return f'<td title="{label}" style="{style}">{esc(pm.fmt_pct(r, signed=True))}</td>'
 
 
 def _monthly_html(run: ReportRun) -> str:
@@ -353,7 +355,7 @@ def _monthly_html(run: ReportRun) -> str:
         total = _cell(str(year), math.prod(1 + r for r in months.values()) - 1)
         rows.append(f'<tr><td class="label">{year}</td>{cells}{total}</tr>')
     rows = rows or [f'<tr><td colspan="14">{DASH} no equity recorded</td></tr>']
-    return f"<h3>{_e(run.name)}</h3>" + _table("monthly", ("year", *MONTHS, "year"), rows)
+    return f"<h3>{esc(run.name)}</h3>" + table_html("monthly", ("year", *MONTHS, "year"), rows)
 
 
 def _heatmap_html(data: HeatmapData) -> str:
@@ -365,7 +367,7 @@ def _heatmap_html(data: HeatmapData) -> str:
         at = f"{data.x_name} = {data.x_values[col]}"
         at += f", {data.y_name} = {data.y_values[row]}" if data.y_name else ""
         best = f"{word} {data.objective}: {values[row, col]:.4g} at {at}."
-    return _note(best) + _img(heatmap_png(data), f"heatmap of {data.objective}")
+    return note_html(best) + img_html(heatmap_png(data), f"heatmap of {data.objective}")
 
 
 def write_report(
@@ -388,23 +390,23 @@ def write_report(
     trades = trades_png(first, prices)
     sections = [
         ("Summary", _summary_html(runs)),
-        ("Equity", _img(equity_png(runs), "equity curves and buy & hold")),
-        ("Drawdown", _note(f"Max drawdown (daily equity, as in the summary): {dd}.")
-         + _img(drawdown_png(runs), f"drawdown, max drawdown {dd}")),
-        ("Trades", _img(trades, f"fills of {first.name} on the price") if trades
-         else _note(f"{DASH} no prices for the coins of {first.name}")),
-        ("Monthly returns", _note("A month's last daily equity over the previous month's last "
+        ("Equity", img_html(equity_png(runs), "equity curves and buy & hold")),
+        ("Drawdown", note_html(f"Max drawdown (daily equity, as in the summary): {dd}.")
+         + img_html(drawdown_png(runs), f"drawdown, max drawdown {dd}")),
+        ("Trades", img_html(trades, f"fills of {first.name} on the price") if trades
+         else note_html(f"{DASH} no prices for the coins of {first.name}")),
+        ("Monthly returns", note_html("A month's last daily equity over the previous month's last "
                                   "(the first month: over the starting equity).")
          + "".join(_monthly_html(r) for r in runs)),
     ]  # fmt: skip
     if heatmap is not None:
         sections.append(("Parameter heatmap", _heatmap_html(heatmap)))
     spans = "; ".join(f"{r.name}: {', '.join(r.result.spec.coins)} {_span(r.result)}" for r in runs)
-    body = "".join(f"<section><h2>{_e(h)}</h2>{content}</section>" for h, content in sections)
+    body = "".join(f"<section><h2>{esc(h)}</h2>{content}</section>" for h, content in sections)
     document = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
-        f"<h1>{_e(title)}</h1>{_note(spans + ' (UTC)')}{body}</body></html>\n"
+        f"<title>{esc(title)}</title><style>{REPORT_CSS}</style></head><body>"
+        f"<h1>{esc(title)}</h1>{note_html(spans + ' (UTC)')}{body}</body></html>\n"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(document, encoding="utf-8")

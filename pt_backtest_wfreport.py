@@ -23,16 +23,16 @@ from matplotlib.ticker import FuncFormatter
 import pt_metrics as pm
 from pt_backtest_cli import point_text
 from pt_backtest_report import (
-    _CSS,
     HOLD_COLOR,
+    REPORT_CSS,
     RUN_COLORS,
-    _dress,
-    _e,
-    _figure,
-    _img,
-    _note,
-    _png,
-    _table,
+    dress_time_axis,
+    esc,
+    img_html,
+    new_figure,
+    note_html,
+    png_bytes,
+    table_html,
 )
 from pt_backtest_walkforward import WalkForward, WindowResult
 
@@ -131,7 +131,7 @@ def walkforward_data(result: WalkForward) -> dict[str, Any]:
 
 def _bars_png(result: WalkForward) -> bytes:
     o = result.objective
-    fig = _figure(3.8)
+    fig = new_figure(3.8)
     ax = fig.add_subplot()
     x = np.arange(len(result.windows))
     values = {
@@ -151,11 +151,11 @@ def _bars_png(result: WalkForward) -> bytes:
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:+.0%}"))
     ax.grid(visible=True, axis="y", alpha=0.3)
     ax.legend(loc="best", framealpha=0.9, fontsize=9)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def _compounded_png(result: WalkForward) -> bytes:
-    fig = _figure(3.8)
+    fig = new_figure(3.8)
     ax = fig.add_subplot()
     chosen = result.chosen
     ends = np.array([np.datetime64(w.window.test[1], "s") for w in chosen])
@@ -169,8 +169,8 @@ def _compounded_png(result: WalkForward) -> bytes:
                 color=color, ls=style, lw=1.5, marker="o", ms=4, label=label)  # fmt: skip
     ax.axhline(0, color="#444444", lw=0.8)
     title = "The test parts' returns compounded (a point at the end of each test part)"
-    _dress(ax, title, "return (%)", "{:+.0f}%")
-    return _png(fig)
+    dress_time_axis(ax, title, "return (%)", "{:+.0f}%")
+    return png_bytes(fig)
 
 
 def write_walkforward(result: WalkForward, out: Path) -> None:
@@ -179,28 +179,30 @@ def write_walkforward(result: WalkForward, out: Path) -> None:
     data = json.dumps(walkforward_data(result), indent=2, allow_nan=False, default=str)
     (out / "walkforward.json").write_text(data + "\n", encoding="utf-8")
     o = result.objective
-    rows = ["<tr>" + "".join(f'<td class="label">{_e(c)}</td>' if k in (1, 2, 6) else
-                             f"<td>{_e(c)}</td>" for k, c in enumerate(_row(w, o))) + "</tr>"
+    rows = ["<tr>" + "".join(f'<td class="label">{esc(c)}</td>' if k in (1, 2, 6) else
+                             f"<td>{esc(c)}</td>" for k, c in enumerate(_row(w, o))) + "</tr>"
             for w in result.windows]  # fmt: skip
     sections = [
-        ("Windows", _table("windows", [h.format(o) for h in HEAD], rows)),
-        ("Totals", "".join(_note(line) for line in _totals(result))),
+        ("Windows", table_html("windows", [h.format(o) for h in HEAD], rows)),
+        ("Totals", "".join(note_html(line) for line in _totals(result))),
     ]
     if result.windows:
-        sections.append(("In-sample vs out-of-sample", _img(_bars_png(result), f"{o} in vs out")))
+        sections.append(
+            ("In-sample vs out-of-sample", img_html(_bars_png(result), f"{o} in vs out"))
+        )
     if result.chosen:
-        sections.append(("Out-of-sample return", _img(_compounded_png(result), "compounded")))
-    choice = _note(
+        sections.append(("Out-of-sample return", img_html(_compounded_png(result), "compounded")))
+    choice = note_html(
         "Each window's settings are the best trial by the objective on its train part; they are "
         "then backtested on the test part that follows. Each part starts from the starting cash "
         "with no position; the total compounds the test parts' returns."
     )
-    body = "".join(f"<section><h2>{_e(h)}</h2>{c}</section>" for h, c in sections)
+    body = "".join(f"<section><h2>{esc(h)}</h2>{c}</section>" for h, c in sections)
     title = f"Walk-forward by {o}"
     document = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
-        f"<h1>{_e(title)}</h1>{choice}{body}</body></html>\n"
+        f"<title>{esc(title)}</title><style>{REPORT_CSS}</style></head><body>"
+        f"<h1>{esc(title)}</h1>{choice}{body}</body></html>\n"
     )
     (out / "walkforward.html").write_text(document, encoding="utf-8")
     log.info("walk-forward report %s: %d window(s)", out, len(result.windows))
