@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 import pt_backtest_engine
-import pt_backtest_optimize
 import pt_config
 import pt_ohlcv
 from pt_backtest_engine import BacktestSpec, CoinHours, HoursKey, run_backtest
@@ -404,11 +403,9 @@ def test_shared_tables_give_the_figures_of_tables_built_for_each_trial(
     points = grid_points(ParamSpace.from_mapping(CACHE_GRID, BASE))
     assert [p["predictor.pattern_length"] for p in points] == [1, 2, 1, 2]
     built = count_builds(monkeypatch)
-    monkeypatch.setattr(pt_backtest_optimize, "TABLES_PER_COIN", 1)
-    shared = run(tmp_path / "shared.jsonl", points, history, workers=1)
+    shared = run(tmp_path / "shared.jsonl", points, history, workers=1, tables_per_coin=1)
     assert sorted(k.pattern.pattern_length for k in built) == [1, 2]
-    monkeypatch.setattr(pt_backtest_optimize, "TABLES_PER_COIN", 0)  # nothing kept
-    each = run(tmp_path / "each.jsonl", points, history, workers=1)
+    each = run(tmp_path / "each.jsonl", points, history, workers=1, tables_per_coin=0)
     assert len(built) == 2 + 4
     assert trials(shared) == trials(each)  # == on floats: bit-identical
     by = {(p["trailing_gap_pct"], p["predictor.pattern_length"]): f for p, f in trials(each)}
