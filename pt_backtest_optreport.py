@@ -24,7 +24,6 @@ import pt_metrics as pm
 from pt_backtest_optimize import LOWER_IS_BETTER, TrialResult, rank
 from pt_backtest_report import (
     DASH,
-    REPORT_CSS,
     HeatmapData,
     Value,
     esc,
@@ -32,6 +31,7 @@ from pt_backtest_report import (
     img_html,
     note_html,
     table_html,
+    write_page,
 )
 
 log = logging.getLogger(__name__)
@@ -213,13 +213,7 @@ def write_optimization_report(
         else note_html(chart.caption) + img_html(heatmap_png(chart.data), f"heatmap of {objective}")
     )
     sections = [("Ranking", ranking), ("Parameter heatmap", heatmap)]
-    body = "".join(f"<section><h2>{esc(h)}</h2>{content}</section>" for h, content in sections)
-    document = (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{esc(title)}</title><style>{REPORT_CSS}</style></head><body>"
-        f"<h1>{esc(title)}</h1>{note_html(note) if note else ''}{body}</body></html>\n"
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(document, encoding="utf-8")
-    log.info("optimisation report %s: %d trials, %d bytes", path, len(results), len(document))
+    intro = note_html(note) if note else ""
+    size = write_page(path, title=title, intro=intro, sections=sections)
+    log.info("optimisation report %s: %d trials, %d bytes", path, len(results), size)
     return path

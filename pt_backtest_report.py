@@ -402,13 +402,20 @@ def write_report(
     if heatmap is not None:
         sections.append(("Parameter heatmap", _heatmap_html(heatmap)))
     spans = "; ".join(f"{r.name}: {', '.join(r.result.spec.coins)} {_span(r.result)}" for r in runs)
+    size = write_page(path, title=title, intro=note_html(spans + " (UTC)"), sections=sections)
+    log.info("backtest report %s: %d run(s), %d bytes", path, len(runs), size)
+    return path
+
+
+def write_page(path: Path, *, title: str, intro: str, sections: Sequence[tuple[str, str]]) -> int:
+    """One self-contained report page: ``title``, the ``intro`` HTML, then each ``(heading,
+    HTML)`` section. Replaces a file at ``path``; returns the page's length."""
     body = "".join(f"<section><h2>{esc(h)}</h2>{content}</section>" for h, content in sections)
     document = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{esc(title)}</title><style>{REPORT_CSS}</style></head><body>"
-        f"<h1>{esc(title)}</h1>{note_html(spans + ' (UTC)')}{body}</body></html>\n"
+        f"<h1>{esc(title)}</h1>{intro}{body}</body></html>\n"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(document, encoding="utf-8")
-    log.info("backtest report %s: %d run(s), %d bytes", path, len(runs), len(document))
-    return path
+    return len(document)

@@ -24,7 +24,6 @@ import pt_metrics as pm
 from pt_backtest_cli import point_text
 from pt_backtest_report import (
     HOLD_COLOR,
-    REPORT_CSS,
     RUN_COLORS,
     dress_time_axis,
     esc,
@@ -33,6 +32,7 @@ from pt_backtest_report import (
     note_html,
     png_bytes,
     table_html,
+    write_page,
 )
 from pt_backtest_walkforward import WalkForward, WindowResult
 
@@ -197,12 +197,6 @@ def write_walkforward(result: WalkForward, out: Path) -> None:
         "then backtested on the test part that follows. Each part starts from the starting cash "
         "with no position; the total compounds the test parts' returns."
     )
-    body = "".join(f"<section><h2>{esc(h)}</h2>{c}</section>" for h, c in sections)
-    title = f"Walk-forward by {o}"
-    document = (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{esc(title)}</title><style>{REPORT_CSS}</style></head><body>"
-        f"<h1>{esc(title)}</h1>{choice}{body}</body></html>\n"
-    )
-    (out / "walkforward.html").write_text(document, encoding="utf-8")
+    page = out / "walkforward.html"
+    write_page(page, title=f"Walk-forward by {o}", intro=choice, sections=sections)
     log.info("walk-forward report %s: %d window(s)", out, len(result.windows))
