@@ -21,7 +21,7 @@ def test_the_compare_command_puts_the_runs_side_by_side(
     data = ["--data-dir", str(tmp_path / "data")]
     assert main(["run", *data, *SPAN, "--out", str(tmp_path / "alone")]) == 0
     other = tmp_path / "wide.json"
-    pt_config.save(other, Settings(trailing_gap_pct=2.0, trade_start_level=1))
+    pt_config.save(other, Settings(trailing_gap_pct=2.0, start_allocation_pct=1.0))
     results = tmp_path / "opt.jsonl"
     trials = [{"key": k, "point": {"trailing_gap_pct": g}, "figures": {"sharpe": s}, "seconds": 1}
               for k, g, s in (("a", 0.3, 0.1), ("b", 0.9, 2.0))]  # fmt: skip
