@@ -81,8 +81,10 @@ def crash_hook_from_env(environ: Mapping[str, str] = os.environ) -> Callable[[st
 
 
 class VenuePrices:
-    """Each coin's aggregated price across the venues, asked at most once per ``ttl`` wall
-    seconds: one tick's quote, reference price and venue gap share one round of requests."""
+    """Each coin's aggregated price across the venues, asked at most once per ``ttl`` seconds
+    of ``wall``: one tick's quote, reference price and venue gap share one round of requests.
+    The trader passes the mode's clock, so in demo a price is never reused for a later (or,
+    after the hub restarts the clock, an earlier) simulated moment."""
 
     def __init__(self, market: MarketData, *, wall: Clock = time.time, ttl: float = 0.5) -> None:
         self.market, self._wall, self.ttl = market, wall, ttl
@@ -91,7 +93,7 @@ class VenuePrices:
     def get(self, coin: str) -> AggregatedPrice:
         now = self._wall()
         hit = self._memo.get(coin)
-        if hit is not None and now - hit[0] < self.ttl:
+        if hit is not None and 0 <= now - hit[0] < self.ttl:
             return hit[1]
         agg = self.market.get_aggregated_current_price(coin)
         self._memo[coin] = (now, agg)
@@ -236,7 +238,7 @@ class Runner:
             sim = SimClock(layout, wall_clock=wall)
             now, scale = sim.now, lambda: sim.state().speed
         journal = TradeJournal(layout.journal_db, mode=self.mode, clock=now)
-        venues = VenuePrices(build_market(settings, layout), wall=wall)
+        venues = VenuePrices(build_market(settings, layout), wall=now)
         broker: Broker
         reference = None
         if self.mode is Mode.LIVE:
