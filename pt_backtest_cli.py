@@ -29,9 +29,9 @@ from pt_backtest_engine import (
     run_backtest,
 )
 from pt_backtest_journal import Summary, summarize, write_journal
-from pt_backtest_optimize import TABLES_PER_COIN, TableCache
 from pt_backtest_report import ReportRun, write_report
 from pt_backtest_summary import buy_and_hold, comparison_lines
+from pt_backtest_tables import TABLES_PER_COIN, TableCache
 from pt_candle_cache import CandleCache, CandleCacheError
 from pt_config_schema import Settings
 from pt_errors import PowerTraderError

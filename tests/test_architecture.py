@@ -42,7 +42,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
          "pt_trader_risk",
          "pt_trader_core", "pt_backtest_journal", "pt_backtest_report", "pt_backtest_optimize",
          "pt_backtest_cli", "pt_backtest_walkforward", "pt_backtest_wfreport",
-         "pt_backtest_optreport"),
+         "pt_backtest_tables", "pt_backtest_optreport"),
     ),
     (
         "processes",

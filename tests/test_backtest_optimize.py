@@ -26,7 +26,6 @@ from pt_backtest_optimize import (
     GridError,
     OptimizeError,
     ParamSpace,
-    TableCache,
     TrialResult,
     best_settings_data,
     grid_points,
@@ -35,6 +34,7 @@ from pt_backtest_optimize import (
     random_points,
     rank,
 )
+from pt_backtest_tables import TableCache
 from pt_config_schema import Settings
 from pt_patterns import PatternConfig
 from pt_types import DAY, Candles
