@@ -52,14 +52,23 @@ def test_without_a_display_it_runs_headless_trains_starts_and_stops_on_ctrl_c(
     tmp_path: Path,
 ) -> None:
     """No DISPLAY: the hub says so, trains the untrained coin, starts the thinker, prints its
-    table; SIGINT (Ctrl-C) stops every child and exits 0."""
+    table; SIGINT (Ctrl-C) stops every child and exits 0.
+
+    The hub starts as a terminal's foreground program does, with SIGINT not ignored: a suite
+    started in the background by a shell (``make test &``) ignores it, a child would inherit
+    the ignore (Python keeps one it starts with) and Ctrl-C would do nothing. A handler set
+    here is reset to the default in the child."""
     (tmp_path / "settings.json").write_text(json.dumps({"coins": ["DOGE"]}))
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     env = {k: v for k, v in env.items() if not k.startswith("POWERTRADER_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-u", str(ROOT / "pt_hub.py"), "--data-dir", str(tmp_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # see below
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-u", str(ROOT / "pt_hub.py"), "--data-dir", str(tmp_path)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )  # fmt: skip
+    finally:
+        signal.signal(signal.SIGINT, before)
     seen: list[str] = []
     try:
         deadline = time.monotonic() + 90
