@@ -349,8 +349,8 @@ class BacktestTab(ttk.Frame):
         """The current settings beside the selected trials (none selected: the best
         ``COMPARED``) on the typed coins and span, each a backtest: one table, one chart."""
         got = self._inputs()
-        rows = [int(self.trials.set(item, "#")) - 1 for item in self.trials.selection()]
-        chosen = [self.top[i] for i in sorted(rows)] or list(self.top[:COMPARED])
+        rows = sorted(int(self.trials.set(item, "#")) - 1 for item in self.trials.selection())
+        chosen = rows or list(range(min(COMPARED, len(self.top))))
         if isinstance(got, str):
             self._say(self.message, got, error=True)
             return
@@ -360,13 +360,12 @@ class BacktestTab(ttk.Frame):
         base, name = pt_config.to_data(self.settings()), self.files.get().removesuffix(".jsonl")
         candidates, legend = [Candidate(CURRENT, self.settings())], []
         try:
-            for trial in chosen:
-                rank_no = self.top.index(trial) + 1
-                label = f"{name} #{rank_no}"
+            for row in chosen:
+                trial, label = self.top[row], f"{name} #{row + 1}"
                 data = best_settings_data(base, trial.point)
                 candidates.append(Candidate(label, pt_config.parse(data)))
                 legend.append(f"{label}: {point_text(trial.point)}")
-        except PowerTraderError as exc:
+        except (PowerTraderError, pt_config.SettingsError) as exc:
             self._say(self.message, f"Cannot compare: {exc}", error=True)
             return
         self._start(got, f"Comparing {len(candidates)} settings on", tuple(candidates),
