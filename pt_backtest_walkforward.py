@@ -77,6 +77,10 @@ class WindowResult:
     in_sample: Mapping[str, Any]  # the chosen trial's figures on train ({} when none)
     out_of_sample: Mapping[str, Any]  # its figures on test ({} when none)
 
+    def figure(self, name: str, *, sample: str) -> float | None:
+        """A figure in-sample (``sample`` "in") or out-of-sample ("out"); None if undefined."""
+        return finite_number((self.in_sample if sample == "in" else self.out_of_sample).get(name))
+
 
 @dataclass(frozen=True)
 class WalkForward:
@@ -92,7 +96,7 @@ class WalkForward:
     def compounded(self, key: str = "total_return") -> float | None:
         """The test parts' returns compounded (``buy_and_hold_return`` for the benchmark);
         None when no window chose settings."""
-        values = [_number(w.out_of_sample.get(key)) for w in self.chosen]
+        values = [finite_number(w.out_of_sample.get(key)) for w in self.chosen]
         if not values or any(v is None for v in values):
             return None
         return math.prod(1.0 + v for v in values if v is not None) - 1.0
@@ -100,10 +104,7 @@ class WalkForward:
     def median(self, figure: str, *, sample: str) -> float | None:
         """The median of ``figure`` over the chosen windows, ``sample`` "in" or "out"."""
         values = sorted(
-            v
-            for w in self.chosen
-            if (v := _number((w.in_sample if sample == "in" else w.out_of_sample).get(figure)))
-            is not None
+            v for w in self.chosen if (v := w.figure(figure, sample=sample)) is not None
         )
         if not values:
             return None
@@ -111,7 +112,8 @@ class WalkForward:
         return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
-def _number(value: object) -> float | None:
+def finite_number(value: object) -> float | None:
+    """A figure as a float; None when undefined (None, NaN, infinite, not a number)."""
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
     return None
@@ -119,7 +121,7 @@ def _number(value: object) -> float | None:
 
 def _best(ranked: Sequence[TrialResult], objective: str) -> TrialResult | None:
     """The first ranked trial whose objective is defined (``rank`` puts undefined ones last)."""
-    if ranked and _number(ranked[0].figures.get(objective)) is not None:
+    if ranked and finite_number(ranked[0].figures.get(objective)) is not None:
         return ranked[0]
     return None
 

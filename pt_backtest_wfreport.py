@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ from pt_backtest_report import (
     table_html,
     write_page,
 )
-from pt_backtest_walkforward import WalkForward, WindowResult
+from pt_backtest_walkforward import WalkForward, WindowResult, finite_number
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +49,8 @@ def _span(span: tuple[int, int]) -> str:
     return f"{_day(span[0])} .. {_day(span[1])}"
 
 
-def _number(value: object) -> float | None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    return float(value) if ok else None  # type: ignore[arg-type]
-
-
 def _fig(value: object, objective: str) -> str:
-    number = _number(value)
+    number = finite_number(value)
     if number is None:
         return "n/a"
     if objective in RATIOS:
@@ -65,7 +59,7 @@ def _fig(value: object, objective: str) -> str:
 
 
 def _pct(value: object) -> str:
-    number = _number(value)
+    number = finite_number(value)
     return "n/a" if number is None else pm.fmt_pct(number, signed=True)
 
 
@@ -134,10 +128,7 @@ def _bars_png(result: WalkForward) -> bytes:
     fig = new_figure(3.8)
     ax = fig.add_subplot()
     x = np.arange(len(result.windows))
-    values = {
-        s: [_number((w.in_sample if s == "in" else w.out_of_sample).get(o)) for w in result.windows]
-        for s in ("in", "out")
-    }
+    values = {s: [w.figure(o, sample=s) for w in result.windows] for s in ("in", "out")}
     for shift, sample, label in ((-0.2, "in", "in-sample (train)"),
                                  (0.2, "out", "out-of-sample (test)")):  # fmt: skip
         heights = [np.nan if v is None else v for v in values[sample]]
@@ -163,7 +154,7 @@ def _compounded_png(result: WalkForward) -> bytes:
     lines = (("total_return", "bot, out-of-sample", RUN_COLORS[1], "-"),
              ("buy_and_hold_return", "buy & hold", HOLD_COLOR, "--"))  # fmt: skip
     for key, label, color, style in lines:
-        returns = [_number(w.out_of_sample.get(key)) or 0.0 for w in chosen]
+        returns = [finite_number(w.out_of_sample.get(key)) or 0.0 for w in chosen]
         curve = np.cumprod([1.0 + r for r in returns]) - 1.0
         ax.plot(np.concatenate([[first], ends]), np.concatenate([[0.0], curve]) * 100,
                 color=color, ls=style, lw=1.5, marker="o", ms=4, label=label)  # fmt: skip

@@ -147,15 +147,7 @@ def _monte_carlo(args: argparse.Namespace) -> int:
 def _optimize(args: argparse.Namespace) -> int:
     layout, settings, spec, history = _prepare(args)
     base = pt_config.to_data(settings)
-    try:
-        grid = json.loads(args.grid.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read the parameter grid {args.grid}: {exc}") from None
-    try:
-        space = ParamSpace.from_mapping(grid, base)
-        points = random_points(space, args.random, args.seed) if args.random else grid_points(space)
-    except GridError as exc:
-        raise UsageError(str(exc)) from None
+    points = read_points(args, base)
     out = args.out or layout.root / "backtests"
     results = out / (args.name + ".jsonl")
     ranked = optimize(
